@@ -1,0 +1,279 @@
+//! Artifact stores: where a run's files live.
+//!
+//! One trait, [`ArtifactRepository`], with one implementation per backend:
+//! [`MlflowArtifacts`] for the tracking server's proxied `mlflow-artifacts`
+//! API and [`LocalArtifacts`] for a directory on this machine. Paths given
+//! to the trait are relative to the repository root and use `/`.
+
+mod local;
+mod proxied;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::uri::{check_relative, join_artifact_path};
+
+pub use local::LocalArtifacts;
+pub use proxied::MlflowArtifacts;
+
+/// Files transferred at once by [`upload_dir`] and [`download_dir`] unless
+/// `MLFLOWREG_ARTIFACT_WORKERS` says otherwise.
+pub const DEFAULT_WORKERS: usize = 4;
+
+/// One entry of an artifact listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileInfo {
+    /// Path relative to the repository root.
+    pub path: String,
+    pub is_dir: bool,
+    /// Size in bytes; `None` for directories.
+    pub file_size: Option<u64>,
+}
+
+/// A store of artifact files under one root URI.
+pub trait ArtifactRepository: Send + Sync {
+    /// The root URI, such as `mlflow-artifacts:/1/<run>/artifacts`.
+    fn root_uri(&self) -> &str;
+
+    /// Uploads one local file to `path`, streaming it from disk.
+    fn upload_file(&self, local: &Path, path: &str) -> Result<()>;
+
+    /// Uploads bytes held in memory to `path`.
+    fn upload_bytes(&self, bytes: &[u8], path: &str) -> Result<()>;
+
+    /// Lists the entries directly under `dir` (`""` for the root).
+    fn list(&self, dir: &str) -> Result<Vec<FileInfo>>;
+
+    /// Downloads `path` to the local file `dest`.
+    fn download_file(&self, path: &str, dest: &Path) -> Result<()>;
+}
+
+/// Opens the repository for an artifact URI.
+pub fn open(client: &Client, artifact_uri: &str) -> Result<Box<dyn ArtifactRepository>> {
+    if artifact_uri.starts_with("mlflow-artifacts:") || proxied::is_proxied_http(artifact_uri) {
+        return Ok(Box::new(MlflowArtifacts::new(client, artifact_uri)?));
+    }
+    if let Some(path) = artifact_uri
+        .strip_prefix("file://")
+        .or_else(|| artifact_uri.strip_prefix("file:"))
+    {
+        return Ok(Box::new(LocalArtifacts::new(path, artifact_uri)));
+    }
+    if artifact_uri.starts_with('/') {
+        return Ok(Box::new(LocalArtifacts::new(artifact_uri, artifact_uri)));
+    }
+    let scheme = artifact_uri.split(':').next().unwrap_or_default();
+    Err(Error::Unsupported(format!(
+        "artifact URIs with scheme {scheme:?} ({artifact_uri}); run the MLflow server with \
+         --serve-artifacts so clients upload through it"
+    )))
+}
+
+/// Returns the number of parallel transfers from `MLFLOWREG_ARTIFACT_WORKERS`.
+pub fn workers_from_env() -> Result<usize> {
+    match std::env::var("MLFLOWREG_ARTIFACT_WORKERS") {
+        Ok(value) if !value.trim().is_empty() => match value.trim().parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(Error::Configuration(format!(
+                "MLFLOWREG_ARTIFACT_WORKERS is {value:?}; set it to a whole number of at least 1"
+            ))),
+        },
+        _ => Ok(DEFAULT_WORKERS),
+    }
+}
+
+/// Lists the regular files below `dir` as paths relative to it, sorted.
+/// Symbolic links are rejected, so nothing outside `dir` is uploaded.
+pub fn local_files(dir: &Path) -> Result<Vec<String>> {
+    let mut files = Vec::new();
+    let mut pending = vec![PathBuf::new()];
+    while let Some(relative) = pending.pop() {
+        let current = dir.join(&relative);
+        let entries = fs::read_dir(&current).map_err(|err| Error::io("listing", &current, err))?;
+        for entry in entries {
+            let entry = entry.map_err(|err| Error::io("listing", &current, err))?;
+            let file_type = entry
+                .file_type()
+                .map_err(|err| Error::io("inspecting", entry.path(), err))?;
+            let child = relative.join(entry.file_name());
+            if file_type.is_symlink() {
+                return Err(Error::invalid(
+                    "model file",
+                    entry.path().display().to_string(),
+                    "it is a symbolic link; copy the file into the directory instead",
+                ));
+            }
+            if file_type.is_dir() {
+                pending.push(child);
+            } else {
+                let text = child.to_str().ok_or_else(|| {
+                    Error::invalid("file name", child.display().to_string(), "it is not valid UTF-8")
+                })?;
+                files.push(text.replace('\\', "/"));
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Uploads the files of `local_dir` under `artifact_path`, `workers` at a
+/// time. Files named in `skip` (relative paths) are left out. Returns the
+/// uploaded relative paths.
+pub fn upload_dir(
+    repo: &dyn ArtifactRepository,
+    local_dir: &Path,
+    artifact_path: &str,
+    skip: &[&str],
+    workers: usize,
+) -> Result<Vec<String>> {
+    check_relative(artifact_path).map_err(|reason| Error::invalid("artifact_path", artifact_path, reason))?;
+    let files: Vec<String> = local_files(local_dir)?
+        .into_iter()
+        .filter(|f| !skip.contains(&f.as_str()))
+        .collect();
+    for_each_parallel(&files, workers, |relative| {
+        repo.upload_file(&local_dir.join(relative), &join_artifact_path(artifact_path, relative))
+    })?;
+    Ok(files)
+}
+
+/// Lists every file below `dir` of the repository, recursively.
+pub fn list_recursive(repo: &dyn ArtifactRepository, dir: &str) -> Result<Vec<FileInfo>> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_string()];
+    while let Some(current) = pending.pop() {
+        for entry in repo.list(&current)? {
+            if entry.is_dir {
+                pending.push(entry.path);
+            } else {
+                files.push(entry);
+            }
+        }
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
+/// Downloads everything below `artifact_path` into `dest`, which must not
+/// exist yet. Files arrive in a hidden sibling directory that is renamed to
+/// `dest` at the end, so a failed download leaves nothing at `dest`.
+/// A file (not a directory) at `artifact_path` is downloaded as `dest`.
+pub fn download_dir(repo: &dyn ArtifactRepository, artifact_path: &str, dest: &Path, workers: usize) -> Result<()> {
+    let artifact_path = artifact_path.trim_matches('/');
+    let files = list_recursive(repo, artifact_path)?;
+    if files.is_empty() {
+        // The path may name a single file rather than a directory.
+        return repo.download_file(artifact_path, dest).map_err(|err| match err {
+            Error::Api { status: 404, .. } => Error::invalid(
+                "artifact path",
+                format!("{}/{artifact_path}", repo.root_uri()),
+                "nothing is stored there",
+            ),
+            other => other,
+        });
+    }
+    let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).map_err(|err| Error::io("creating", parent, err))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".mlflowreg-download-")
+        .tempdir_in(parent)
+        .map_err(|err| Error::io("creating a staging directory in", parent, err))?;
+
+    let prefix = if artifact_path.is_empty() { String::new() } else { format!("{artifact_path}/") };
+    for_each_parallel(&files, workers, |file| {
+        let relative = file.path.strip_prefix(&prefix).unwrap_or(&file.path);
+        check_relative(relative).map_err(|reason| Error::invalid("artifact path", &file.path, reason))?;
+        let target = staging.path().join(relative);
+        if let Some(dir) = target.parent() {
+            fs::create_dir_all(dir).map_err(|err| Error::io("creating", dir, err))?;
+        }
+        repo.download_file(&file.path, &target)
+    })?;
+    fs::rename(staging.path(), dest).map_err(|err| Error::io("renaming into", dest, err))?;
+    Ok(())
+}
+
+/// Runs `task` on every item with at most `workers` threads and returns the
+/// first error. Items not yet started when an error occurs are skipped.
+pub fn for_each_parallel<T: Sync>(items: &[T], workers: usize, task: impl Fn(&T) -> Result<()> + Sync) -> Result<()> {
+    let workers = workers.clamp(1, items.len().max(1));
+    if workers == 1 {
+        return items.iter().try_for_each(task);
+    }
+    let next = AtomicUsize::new(0);
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                if first_error.lock().map(|e| e.is_some()).unwrap_or(true) {
+                    return;
+                }
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let Some(item) = items.get(index) else { return };
+                if let Err(err) = task(item) {
+                    if let Ok(mut slot) = first_error.lock() {
+                        slot.get_or_insert(err);
+                    }
+                    return;
+                }
+            });
+        }
+    });
+    match first_error.into_inner() {
+        Ok(Some(err)) => Err(err),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parallel_runs_every_item_once() {
+        let items: Vec<usize> = (0..100).collect();
+        let seen = Mutex::new(Vec::new());
+        for_each_parallel(&items, 4, |i| {
+            seen.lock().unwrap().push(*i);
+            Ok(())
+        })
+        .unwrap();
+        let mut seen = seen.into_inner().unwrap();
+        seen.sort();
+        assert_eq!(seen, items);
+    }
+
+    #[test]
+    fn parallel_returns_first_error() {
+        let items: Vec<usize> = (0..10).collect();
+        let err = for_each_parallel(&items, 3, |i| {
+            if *i == 5 {
+                Err(Error::invalid("item", i.to_string(), "five"))
+            } else {
+                Ok(())
+            }
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("five"), "{err}");
+    }
+
+    #[test]
+    fn local_files_rejects_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("code")).unwrap();
+        fs::write(dir.path().join("code/a.py"), "x").unwrap();
+        fs::write(dir.path().join("MLmodel"), "x").unwrap();
+        assert_eq!(local_files(dir.path()).unwrap(), vec!["MLmodel", "code/a.py"]);
+
+        std::os::unix::fs::symlink("/etc/hostname", dir.path().join("link")).unwrap();
+        let err = local_files(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+    }
+}

@@ -1,0 +1,198 @@
+//! The one public error type of the crate.
+//!
+//! Every fallible function returns [`Error`]. Its variants are the cases a
+//! caller can act on; [`Error::kind`] gives a stable short name for each,
+//! which the R package turns into the condition class
+//! `mlflowreg_error_<kind>`.
+
+use std::path::PathBuf;
+
+/// A `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in mlflowreg.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An argument has a value the operation cannot use.
+    #[error("invalid {name} {value:?}: {reason}")]
+    InvalidArgument {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
+
+    /// A file or directory could not be read or written.
+    #[error("{action} {path:?} failed: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A directory exists where a model should go and is not an MLflow model.
+    #[error(
+        "{path:?} exists and is not an MLflow model directory (it has no MLmodel file); \
+         choose another path or remove it yourself"
+    )]
+    NotAModelDirectory { path: PathBuf },
+
+    /// An `MLmodel` file or another document could not be parsed.
+    #[error("cannot parse {what} {location}: {message}")]
+    Parse {
+        what: &'static str,
+        location: String,
+        message: String,
+    },
+
+    /// No tracking URI is configured, or it cannot be used.
+    #[error("{0}")]
+    Configuration(String),
+
+    /// The server could not be reached: connection refused, DNS, TLS or a timeout.
+    #[error("cannot reach the MLflow server at {url} (tracking URI from {origin}): {message}")]
+    Unreachable {
+        url: String,
+        origin: String,
+        message: String,
+    },
+
+    /// The server answered with an error status.
+    #[error("{}", api_message(.status, .error_code, .message, .method, .route))]
+    Api {
+        status: u16,
+        /// MLflow's `error_code`, such as `RESOURCE_DOES_NOT_EXIST`; empty when
+        /// the body was not an MLflow error document.
+        error_code: String,
+        message: String,
+        method: String,
+        /// The request path without query string, so no secret can leak.
+        route: String,
+    },
+
+    /// A model version stayed out of `READY`.
+    #[error("model version {name} version {version} is {status}: {message}")]
+    Registration {
+        name: String,
+        version: String,
+        status: String,
+        message: String,
+    },
+
+    /// A feature the crate does not implement yet.
+    #[error("{0} is not supported yet")]
+    Unsupported(String),
+}
+
+fn api_message(status: &u16, code: &str, message: &str, method: &str, route: &str) -> String {
+    let code = if code.is_empty() { "HTTP error" } else { code };
+    format!("MLflow server returned {status} {code} for {method} {route}: {message}")
+}
+
+impl Error {
+    /// Returns a stable short name of the variant, used for R condition classes.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::InvalidArgument { .. } => "invalid_argument",
+            Error::Io { .. } => "io",
+            Error::NotAModelDirectory { .. } => "not_a_model_directory",
+            Error::Parse { .. } => "parse",
+            Error::Configuration(_) => "configuration",
+            Error::Unreachable { .. } => "unreachable",
+            Error::Api { status: 404, .. } => "not_found",
+            Error::Api { error_code, .. } if error_code == "RESOURCE_ALREADY_EXISTS" => {
+                "already_exists"
+            }
+            Error::Api { .. } => "api",
+            Error::Registration { .. } => "registration",
+            Error::Unsupported(_) => "unsupported",
+        }
+    }
+
+    /// Returns the HTTP status for [`Error::Api`].
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Returns MLflow's `error_code` for [`Error::Api`].
+    pub fn error_code(&self) -> Option<&str> {
+        match self {
+            Error::Api { error_code, .. } if !error_code.is_empty() => Some(error_code),
+            _ => None,
+        }
+    }
+
+    /// Returns true when the server says the resource does not exist.
+    pub fn is_not_found(&self) -> bool {
+        self.kind() == "not_found"
+    }
+
+    /// Returns true when the server says the resource exists already.
+    pub fn is_already_exists(&self) -> bool {
+        self.kind() == "already_exists"
+    }
+
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn invalid(name: &'static str, value: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            name,
+            value: value.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_error_kind_follows_status_and_code() {
+        let not_found = Error::Api {
+            status: 404,
+            error_code: "RESOURCE_DOES_NOT_EXIST".into(),
+            message: "no such model".into(),
+            method: "GET".into(),
+            route: "/api/2.0/mlflow/registered-models/get".into(),
+        };
+        assert_eq!(not_found.kind(), "not_found");
+        assert!(not_found.is_not_found());
+
+        let exists = Error::Api {
+            status: 400,
+            error_code: "RESOURCE_ALREADY_EXISTS".into(),
+            message: "exists".into(),
+            method: "POST".into(),
+            route: "/x".into(),
+        };
+        assert_eq!(exists.kind(), "already_exists");
+        assert_eq!(exists.error_code(), Some("RESOURCE_ALREADY_EXISTS"));
+    }
+
+    #[test]
+    fn api_error_message_names_code_and_route() {
+        let err = Error::Api {
+            status: 400,
+            error_code: "INVALID_PARAMETER_VALUE".into(),
+            message: "bad name".into(),
+            method: "POST".into(),
+            route: "/api/2.0/mlflow/registered-models/create".into(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "MLflow server returned 400 INVALID_PARAMETER_VALUE for POST \
+             /api/2.0/mlflow/registered-models/create: bad name"
+        );
+    }
+}

@@ -1,0 +1,518 @@
+//! The one HTTP client: authentication, TLS, timeouts, retries and decoding
+//! of MLflow error bodies.
+//!
+//! Every request of the crate goes through [`Http::send`], so the retry
+//! policy and the redaction rules live here and nowhere else.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use reqwest::blocking::{Body, Client as ReqwestClient, RequestBuilder, Response};
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use url::Url;
+
+use crate::error::{Error, Result};
+
+/// `MLFLOW_HTTP_REQUEST_MAX_RETRIES` default, as in Python mlflow.
+pub const DEFAULT_MAX_RETRIES: u32 = 7;
+/// `MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR` default in seconds, as in Python mlflow.
+pub const DEFAULT_BACKOFF_FACTOR: f64 = 2.0;
+/// `MLFLOW_HTTP_REQUEST_BACKOFF_JITTER` default in seconds, as in Python mlflow.
+pub const DEFAULT_BACKOFF_JITTER: f64 = 1.0;
+/// `MLFLOW_HTTP_REQUEST_TIMEOUT` default in seconds, as in Python mlflow.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 120;
+/// Longest single wait between two attempts, in seconds.
+pub const MAX_BACKOFF_SECS: f64 = 120.0;
+
+/// Statuses retried with backoff, the same set as Python mlflow.
+const RETRY_STATUSES: [u16; 6] = [408, 429, 500, 502, 503, 504];
+
+/// Largest error body kept for the error message, in bytes.
+const MAX_ERROR_BODY: usize = 4096;
+
+/// Transport settings, read from the `MLFLOW_*` environment variables.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpConfig {
+    /// Retries after the first attempt (`MLFLOW_HTTP_REQUEST_MAX_RETRIES`).
+    pub max_retries: u32,
+    /// Base of the exponential backoff in seconds (`MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR`).
+    pub backoff_factor: f64,
+    /// Upper bound of the random extra wait in seconds (`MLFLOW_HTTP_REQUEST_BACKOFF_JITTER`).
+    pub backoff_jitter: f64,
+    /// Timeout of one attempt, connect to last byte (`MLFLOW_HTTP_REQUEST_TIMEOUT`).
+    pub timeout: Duration,
+    /// Skip TLS certificate verification (`MLFLOW_TRACKING_INSECURE_TLS`).
+    pub insecure_tls: bool,
+    /// PEM file with a CA to trust (`MLFLOW_TRACKING_SERVER_CERT_PATH`).
+    pub server_cert: Option<PathBuf>,
+    /// PEM file with client certificate and key (`MLFLOW_TRACKING_CLIENT_CERT_PATH`).
+    pub client_cert: Option<PathBuf>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_retries: DEFAULT_MAX_RETRIES,
+            backoff_factor: DEFAULT_BACKOFF_FACTOR,
+            backoff_jitter: DEFAULT_BACKOFF_JITTER,
+            timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
+            insecure_tls: false,
+            server_cert: None,
+            client_cert: None,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup`; an unset or empty variable
+    /// keeps the default, and a value that does not parse is an error.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let mut config = HttpConfig::default();
+        if let Some(value) = get("MLFLOW_HTTP_REQUEST_MAX_RETRIES") {
+            config.max_retries = parse_env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", &value, "a whole number")?;
+        }
+        if let Some(value) = get("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR") {
+            config.backoff_factor = parse_seconds("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", &value)?;
+        }
+        if let Some(value) = get("MLFLOW_HTTP_REQUEST_BACKOFF_JITTER") {
+            config.backoff_jitter = parse_seconds("MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", &value)?;
+        }
+        if let Some(value) = get("MLFLOW_HTTP_REQUEST_TIMEOUT") {
+            let secs = parse_seconds("MLFLOW_HTTP_REQUEST_TIMEOUT", &value)?;
+            if secs <= 0.0 {
+                return Err(Error::Configuration(format!(
+                    "MLFLOW_HTTP_REQUEST_TIMEOUT is {value:?}; set it to a positive number of seconds"
+                )));
+            }
+            config.timeout = Duration::from_secs_f64(secs);
+        }
+        if let Some(value) = get("MLFLOW_TRACKING_INSECURE_TLS") {
+            config.insecure_tls = parse_bool("MLFLOW_TRACKING_INSECURE_TLS", &value)?;
+        }
+        config.server_cert = get("MLFLOW_TRACKING_SERVER_CERT_PATH").map(PathBuf::from);
+        config.client_cert = get("MLFLOW_TRACKING_CLIENT_CERT_PATH").map(PathBuf::from);
+        Ok(config)
+    }
+}
+
+fn parse_env<T: std::str::FromStr>(name: &str, value: &str, expected: &str) -> Result<T> {
+    value.trim().parse().map_err(|_| {
+        Error::Configuration(format!("{name} is {value:?}; set it to {expected} or unset it"))
+    })
+}
+
+fn parse_seconds(name: &str, value: &str) -> Result<f64> {
+    let secs: f64 = parse_env(name, value, "a number of seconds")?;
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(Error::Configuration(format!(
+            "{name} is {value:?}; set it to a non-negative number of seconds"
+        )));
+    }
+    Ok(secs)
+}
+
+fn parse_bool(name: &str, value: &str) -> Result<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(Error::Configuration(format!(
+            "{name} is {value:?}; set it to true or false"
+        ))),
+    }
+}
+
+/// A credential that never shows in `Debug` output.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// Returns the secret itself; call only where it goes on the wire.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// How requests authenticate.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Credentials {
+    None,
+    /// `Authorization: Bearer <token>` from `MLFLOW_TRACKING_TOKEN`.
+    Bearer(Secret),
+    /// Basic auth from `MLFLOW_TRACKING_USERNAME` and `MLFLOW_TRACKING_PASSWORD`.
+    Basic { username: String, password: Secret },
+}
+
+impl Credentials {
+    /// Reads credentials from the environment. Basic auth wins when both a
+    /// username/password pair and a token are set, as in Python mlflow.
+    pub fn from_env() -> Self {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let get = |name: &str| lookup(name).filter(|v| !v.is_empty());
+        if let (Some(username), Some(password)) = (
+            get("MLFLOW_TRACKING_USERNAME"),
+            get("MLFLOW_TRACKING_PASSWORD"),
+        ) {
+            return Credentials::Basic {
+                username,
+                password: Secret::new(password),
+            };
+        }
+        match get("MLFLOW_TRACKING_TOKEN") {
+            Some(token) => Credentials::Bearer(Secret::new(token)),
+            None => Credentials::None,
+        }
+    }
+
+    fn apply(&self, request: RequestBuilder) -> RequestBuilder {
+        match self {
+            Credentials::None => request,
+            Credentials::Bearer(token) => request.bearer_auth(token.expose()),
+            Credentials::Basic { username, password } => {
+                request.basic_auth(username, Some(password.expose()))
+            }
+        }
+    }
+}
+
+/// A request body that can be rebuilt for every attempt.
+pub enum RequestBody<'a> {
+    Empty,
+    Json(&'a serde_json::Value),
+    Bytes(&'a [u8]),
+    /// Streamed from disk; the file is reopened for each attempt.
+    File(&'a std::path::Path),
+}
+
+/// The HTTP client shared by all REST calls and artifact transfers of a
+/// [`crate::Client`].
+#[derive(Debug, Clone)]
+pub struct Http {
+    client: ReqwestClient,
+    config: HttpConfig,
+    credentials: Credentials,
+    /// Where the tracking URI came from, for "cannot reach" errors.
+    origin: String,
+}
+
+impl Http {
+    /// Builds the client; fails when a certificate file cannot be read.
+    pub fn new(config: HttpConfig, credentials: Credentials, origin: impl Into<String>) -> Result<Self> {
+        let mut builder = ReqwestClient::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(30)))
+            .user_agent(concat!("mlflowreg/", env!("CARGO_PKG_VERSION")));
+        if config.insecure_tls {
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        if let Some(path) = &config.server_cert {
+            let pem = std::fs::read(path).map_err(|err| Error::io("reading the CA certificate", path, err))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|err| {
+                Error::Configuration(format!(
+                    "MLFLOW_TRACKING_SERVER_CERT_PATH {path:?} is not a PEM certificate bundle: {err}"
+                ))
+            })?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if let Some(path) = &config.client_cert {
+            let pem = std::fs::read(path).map_err(|err| Error::io("reading the client certificate", path, err))?;
+            let identity = reqwest::Identity::from_pem(&pem).map_err(|err| {
+                Error::Configuration(format!(
+                    "MLFLOW_TRACKING_CLIENT_CERT_PATH {path:?} must hold a PEM certificate and its private key: {err}"
+                ))
+            })?;
+            builder = builder.identity(identity);
+        }
+        let client = builder
+            .build()
+            .map_err(|err| Error::Configuration(format!("cannot build the HTTP client: {err}")))?;
+        Ok(Http {
+            client,
+            config,
+            credentials,
+            origin: origin.into(),
+        })
+    }
+
+    pub fn config(&self) -> &HttpConfig {
+        &self.config
+    }
+
+    /// Sends a request with retries and returns the successful response.
+    ///
+    /// Statuses 408, 429, 500, 502, 503, 504 and connection errors are
+    /// retried up to `max_retries` times, waiting `backoff_factor * 2^(n-1)`
+    /// seconds plus up to `backoff_jitter` seconds, or what `Retry-After`
+    /// asks for, capped at [`MAX_BACKOFF_SECS`]. Any other error status
+    /// returns [`Error::Api`] at once.
+    ///
+    /// NOTE: POST requests are retried like any other, as Python mlflow does,
+    /// so a create whose first attempt reached the server can be repeated.
+    pub fn send(&self, method: Method, url: &Url, body: RequestBody<'_>) -> Result<Response> {
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let request = self.build(method.clone(), url, &body)?;
+            let outcome = request.send();
+            let retries_left = attempt <= self.config.max_retries;
+            let wait = match outcome {
+                Ok(response) if response.status().is_success() => return Ok(response),
+                Ok(response) => {
+                    let status = response.status();
+                    if !(retries_left && RETRY_STATUSES.contains(&status.as_u16())) {
+                        return Err(decode_error(response, &method, url));
+                    }
+                    let wait = retry_after(&response).unwrap_or_else(|| self.backoff(attempt));
+                    tracing::info!(
+                        method = %method, route = url.path(), status = status.as_u16(),
+                        attempt, max_retries = self.config.max_retries, wait_secs = wait.as_secs_f64(),
+                        "retrying MLflow request"
+                    );
+                    wait
+                }
+                Err(err) => {
+                    let transient = err.is_connect() || err.is_timeout() || err.is_request();
+                    if !(retries_left && transient) {
+                        return Err(self.unreachable(url, err));
+                    }
+                    let wait = self.backoff(attempt);
+                    tracing::info!(
+                        method = %method, route = url.path(), error = %err.without_url(),
+                        attempt, max_retries = self.config.max_retries, wait_secs = wait.as_secs_f64(),
+                        "retrying MLflow request after a connection error"
+                    );
+                    wait
+                }
+            };
+            std::thread::sleep(wait);
+        }
+    }
+
+    /// Sends a JSON request and decodes the JSON response; an empty body
+    /// decodes as `{}`.
+    pub fn send_json(&self, method: Method, url: &Url, body: Option<&serde_json::Value>) -> Result<serde_json::Value> {
+        let body = body.map_or(RequestBody::Empty, RequestBody::Json);
+        let response = self.send(method.clone(), url, body)?;
+        let text = response.text().map_err(|err| self.unreachable(url, err))?;
+        if text.trim().is_empty() {
+            return Ok(serde_json::Value::Object(Default::default()));
+        }
+        serde_json::from_str(&text).map_err(|err| Error::Parse {
+            what: "server response",
+            location: format!("{method} {}", url.path()),
+            message: err.to_string(),
+        })
+    }
+
+    fn build(&self, method: Method, url: &Url, body: &RequestBody<'_>) -> Result<RequestBuilder> {
+        let request = self.credentials.apply(self.client.request(method, url.clone()));
+        Ok(match body {
+            RequestBody::Empty => request,
+            RequestBody::Json(value) => request.json(value),
+            RequestBody::Bytes(bytes) => request.body(bytes.to_vec()),
+            RequestBody::File(path) => {
+                let file = std::fs::File::open(path).map_err(|err| Error::io("opening", *path, err))?;
+                let len = file
+                    .metadata()
+                    .map_err(|err| Error::io("inspecting", *path, err))?
+                    .len();
+                request.body(Body::sized(file, len))
+            }
+        })
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exponential = self.config.backoff_factor * 2f64.powi(attempt.saturating_sub(1) as i32);
+        let jitter = fastrand::f64() * self.config.backoff_jitter;
+        Duration::from_secs_f64((exponential + jitter).min(MAX_BACKOFF_SECS))
+    }
+
+    fn unreachable(&self, url: &Url, err: reqwest::Error) -> Error {
+        Error::Unreachable {
+            url: redact_url(url),
+            origin: self.origin.clone(),
+            message: error_chain(&err.without_url()),
+        }
+    }
+}
+
+/// Reads `Retry-After` given in seconds; HTTP dates are ignored.
+fn retry_after(response: &Response) -> Option<Duration> {
+    let value = response.headers().get(reqwest::header::RETRY_AFTER)?;
+    let secs: f64 = value.to_str().ok()?.trim().parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(MAX_BACKOFF_SECS)))
+}
+
+/// MLflow's error document.
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    error_code: String,
+    #[serde(default)]
+    message: String,
+}
+
+fn decode_error(response: Response, method: &Method, url: &Url) -> Error {
+    let status = response.status();
+    let mut text = response.text().unwrap_or_default();
+    let (error_code, message) = match serde_json::from_str::<ErrorBody>(&text) {
+        Ok(body) if !body.error_code.is_empty() || !body.message.is_empty() => (body.error_code, body.message),
+        _ => {
+            if text.len() > MAX_ERROR_BODY {
+                let cut = (0..=MAX_ERROR_BODY).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+                text.truncate(cut);
+                text.push_str("...");
+            }
+            let message = if text.trim().is_empty() {
+                status.canonical_reason().unwrap_or("no response body").to_string()
+            } else {
+                text.trim().to_string()
+            };
+            (String::new(), message)
+        }
+    };
+    Error::Api {
+        status: status.as_u16(),
+        error_code,
+        message,
+        method: method.to_string(),
+        route: url.path().to_string(),
+    }
+}
+
+/// Returns the URL without query string, user info or fragment, which may
+/// hold credentials such as a SAS signature.
+pub fn redact_url(url: &Url) -> String {
+    let mut clean = url.clone();
+    clean.set_query(None);
+    clean.set_fragment(None);
+    let _ = clean.set_username("");
+    let _ = clean.set_password(None);
+    clean.to_string()
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
+/// Returns true for a status the retry policy retries.
+pub fn is_retryable_status(status: StatusCode) -> bool {
+    RETRY_STATUSES.contains(&status.as_u16())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn config_defaults_match_python_mlflow() {
+        let config = HttpConfig::from_lookup(lookup(&[])).unwrap();
+        assert_eq!(config.max_retries, 7);
+        assert_eq!(config.backoff_factor, 2.0);
+        assert_eq!(config.timeout, Duration::from_secs(120));
+        assert!(!config.insecure_tls);
+    }
+
+    #[test]
+    fn config_reads_environment() {
+        let config = HttpConfig::from_lookup(lookup(&[
+            ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2"),
+            ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0.5"),
+            ("MLFLOW_HTTP_REQUEST_TIMEOUT", "3"),
+            ("MLFLOW_TRACKING_INSECURE_TLS", "TRUE"),
+        ]))
+        .unwrap();
+        assert_eq!(config.max_retries, 2);
+        assert_eq!(config.backoff_factor, 0.5);
+        assert_eq!(config.timeout, Duration::from_secs(3));
+        assert!(config.insecure_tls);
+    }
+
+    #[test]
+    fn bad_config_value_names_variable() {
+        let err = HttpConfig::from_lookup(lookup(&[("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "many")])).unwrap_err();
+        assert_eq!(err.kind(), "configuration");
+        assert!(err.to_string().contains("MLFLOW_HTTP_REQUEST_MAX_RETRIES is \"many\""), "{err}");
+        let err = HttpConfig::from_lookup(lookup(&[("MLFLOW_HTTP_REQUEST_TIMEOUT", "0")])).unwrap_err();
+        assert!(err.to_string().contains("positive"), "{err}");
+    }
+
+    #[test]
+    fn basic_auth_wins_over_token() {
+        let creds = Credentials::from_lookup(lookup(&[
+            ("MLFLOW_TRACKING_TOKEN", "tok"),
+            ("MLFLOW_TRACKING_USERNAME", "user"),
+            ("MLFLOW_TRACKING_PASSWORD", "pw"),
+        ]));
+        assert!(matches!(creds, Credentials::Basic { ref username, .. } if username == "user"));
+        let creds = Credentials::from_lookup(lookup(&[("MLFLOW_TRACKING_TOKEN", "tok")]));
+        assert_eq!(creds, Credentials::Bearer(Secret::new("tok")));
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let creds = Credentials::Basic {
+            username: "user".into(),
+            password: Secret::new("hunter2"),
+        };
+        let shown = format!("{creds:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
+
+    #[test]
+    fn redact_url_drops_query_and_userinfo() {
+        let url = Url::parse("https://user:pw@acct.blob.core.windows.net/c/b?sv=1&sig=SECRET").unwrap();
+        assert_eq!(redact_url(&url), "https://acct.blob.core.windows.net/c/b");
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let config = HttpConfig {
+            backoff_jitter: 0.0,
+            ..HttpConfig::default()
+        };
+        let http = Http::new(config, Credentials::None, "test").unwrap();
+        assert_eq!(http.backoff(1), Duration::from_secs(2));
+        assert_eq!(http.backoff(3), Duration::from_secs(8));
+        assert_eq!(http.backoff(30), Duration::from_secs(120));
+    }
+}

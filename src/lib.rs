@@ -1,0 +1,30 @@
+//! mlflowreg saves R models in MLflow's model format, logs them to runs and
+//! registers them in MLflow model registries, without a Python install.
+//!
+//! The R package of the same name serializes the R model and calls into this
+//! crate for everything else:
+//!
+//! - [`model`]: the `MLmodel` document, the `crate` and `python_function`
+//!   flavors, and atomic writing of a model directory.
+//! - [`uri`]: tracking URIs and model URIs parsed into types.
+//! - [`http`]: the one HTTP client, with authentication, TLS, timeouts, the
+//!   retry policy and MLflow error decoding.
+//! - [`client`], [`tracking`], [`registry`]: the MLflow REST API.
+//! - [`artifacts`]: artifact stores (proxied `mlflow-artifacts`, local files).
+//! - [`pipeline`]: log, register and download, composed from the above.
+
+pub mod artifacts;
+pub mod client;
+pub mod error;
+pub mod http;
+pub mod model;
+pub mod pipeline;
+pub mod registry;
+pub mod tracking;
+pub mod uri;
+
+mod serde_util;
+
+pub use client::Client;
+pub use error::{Error, Result};
+pub use model::MlModel;

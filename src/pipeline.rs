@@ -1,0 +1,215 @@
+//! Save → log → register → download, composed from the other modules.
+//! These are the operations the R package calls.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::artifacts::{self, ArtifactRepository};
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::model::{format_utc, save_crate_model, MlModel, SaveOptions, MLMODEL_FILE};
+use crate::registry::{ModelVersion, NewModelVersion, REGISTRATION_POLL_SECS};
+use crate::uri::{check_relative, join_artifact_path, ModelUri, VersionSelector};
+
+/// What [`log_model_dir`] and [`log_crate_model`] return.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoggedModel {
+    pub run_id: String,
+    pub artifact_path: String,
+    /// `runs:/<run_id>/<artifact_path>`.
+    pub model_uri: String,
+    /// The artifact URI of the model directory, the source a registry accepts.
+    pub artifact_uri: String,
+    pub mlmodel: MlModel,
+    /// Problems that did not stop the upload, such as a failed
+    /// `runs/log-model` call (Python mlflow also only warns there).
+    pub warnings: Vec<String>,
+}
+
+/// Saves the serialized R function as a model and logs it to a run.
+pub fn log_crate_model(client: &Client, run_id: &str, artifact_path: &str, serialized: &[u8]) -> Result<LoggedModel> {
+    let staging = tempfile::Builder::new()
+        .prefix("mlflowreg-log-")
+        .tempdir()
+        .map_err(|err| Error::io("creating a temporary directory in", std::env::temp_dir(), err))?;
+    let model_dir = staging.path().join("model");
+    let options = SaveOptions {
+        run_id: Some(run_id.to_string()),
+        artifact_path: Some(artifact_path.to_string()),
+        ..SaveOptions::default()
+    };
+    save_crate_model(&model_dir, serialized, &options)?;
+    log_model_dir(client, run_id, &model_dir, artifact_path)
+}
+
+/// Uploads a saved model directory into a run's artifacts at
+/// `artifact_path` and records it in the run.
+///
+/// The uploaded `MLmodel` gets the run id, the artifact path and the upload
+/// time; the local directory is not modified. `MLmodel` is uploaded after
+/// every other file, so an interrupted upload leaves no loadable model.
+pub fn log_model_dir(client: &Client, run_id: &str, model_dir: &Path, artifact_path: &str) -> Result<LoggedModel> {
+    check_artifact_path(artifact_path)?;
+    let mut mlmodel = MlModel::read_dir(model_dir)?;
+    mlmodel.run_id = Some(run_id.to_string());
+    mlmodel.artifact_path = Some(artifact_path.to_string());
+    mlmodel.utc_time_created = Some(format_utc(SystemTime::now()));
+    let yaml = mlmodel.to_yaml()?;
+
+    let run = client.get_run(run_id)?;
+    let root = run.info.artifact_uri.clone().filter(|u| !u.is_empty()).ok_or_else(|| {
+        Error::Configuration(format!("run {run_id} has no artifact_uri; the server did not assign an artifact store"))
+    })?;
+    let repo = artifacts::open(client, &root)?;
+    artifacts::upload_dir(repo.as_ref(), model_dir, artifact_path, &[MLMODEL_FILE], artifacts::workers_from_env()?)?;
+    repo.upload_bytes(yaml.as_bytes(), &join_artifact_path(artifact_path, MLMODEL_FILE))?;
+
+    let mut warnings = Vec::new();
+    if let Err(err) = client.log_model_metadata(run_id, &mlmodel) {
+        tracing::warn!(run_id, error = %err, "recording the model in the run failed");
+        warnings.push(format!(
+            "The model was uploaded, but recording it in run {run_id} (runs/log-model) failed: {err}"
+        ));
+    }
+    Ok(LoggedModel {
+        run_id: run_id.to_string(),
+        artifact_path: artifact_path.to_string(),
+        model_uri: format!("runs:/{run_id}/{artifact_path}"),
+        artifact_uri: join_uri(&root, artifact_path),
+        mlmodel,
+        warnings,
+    })
+}
+
+fn check_artifact_path(artifact_path: &str) -> Result<()> {
+    if artifact_path.trim_matches('/').is_empty() {
+        return Err(Error::invalid(
+            "artifact_path",
+            artifact_path,
+            "it is empty; name the folder of the model inside the run, such as \"model\"",
+        ));
+    }
+    check_relative(artifact_path).map_err(|reason| Error::invalid("artifact_path", artifact_path, reason))
+}
+
+fn join_uri(root: &str, path: &str) -> String {
+    let path = path.trim_matches('/');
+    if path.is_empty() {
+        root.trim_end_matches('/').to_string()
+    } else {
+        format!("{}/{path}", root.trim_end_matches('/'))
+    }
+}
+
+/// Where the files of a model URI are: an artifact root and a path below it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelLocation {
+    Local(PathBuf),
+    Remote { artifact_uri: String, run_id: Option<String> },
+}
+
+/// Resolves a model URI to the artifact URI of its files.
+pub fn resolve_model_uri(client: &Client, model_uri: &str) -> Result<ModelLocation> {
+    match ModelUri::parse(model_uri)? {
+        ModelUri::Local(path) => Ok(ModelLocation::Local(path)),
+        ModelUri::Artifact(uri) => Ok(ModelLocation::Remote { artifact_uri: uri, run_id: None }),
+        ModelUri::Run { run_id, path } => {
+            let run = client.get_run(&run_id)?;
+            let root = run.info.artifact_uri.unwrap_or_default();
+            Ok(ModelLocation::Remote {
+                artifact_uri: join_uri(&root, &path),
+                run_id: Some(run_id),
+            })
+        }
+        ModelUri::Registered { name, selector } => {
+            let version = registered_version(client, &name, &selector)?;
+            let artifact_uri = client.get_model_version_download_uri(&name, &version.version)?;
+            Ok(ModelLocation::Remote { artifact_uri, run_id: version.run_id })
+        }
+    }
+}
+
+fn registered_version(client: &Client, name: &str, selector: &VersionSelector) -> Result<ModelVersion> {
+    match selector {
+        VersionSelector::Version(version) => client.get_model_version(name, version),
+        VersionSelector::Alias(alias) => client.get_model_version_by_alias(name, alias),
+        VersionSelector::Stage(stage) => {
+            let stages: Vec<&str> = if stage.eq_ignore_ascii_case("latest") { vec![] } else { vec![stage.as_str()] };
+            let versions = client.get_latest_versions(name, &stages)?;
+            versions
+                .into_iter()
+                .max_by_key(|v| v.version.parse::<u64>().unwrap_or(0))
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "model URI",
+                        format!("models:/{name}/{stage}"),
+                        format!("registered model {name:?} has no version in stage {stage:?}"),
+                    )
+                })
+        }
+    }
+}
+
+/// Makes a model available as a local directory. A local path is returned
+/// as it is; anything else is downloaded into a new directory `dest`.
+pub fn download_model(client: &Client, model_uri: &str, dest: &Path) -> Result<PathBuf> {
+    match resolve_model_uri(client, model_uri)? {
+        ModelLocation::Local(path) => {
+            if !path.join(MLMODEL_FILE).is_file() {
+                return Err(Error::invalid(
+                    "model URI",
+                    model_uri,
+                    format!("{} has no MLmodel file, so it is not an MLflow model directory", path.display()),
+                ));
+            }
+            Ok(path)
+        }
+        ModelLocation::Remote { artifact_uri, .. } => {
+            let repo: Box<dyn ArtifactRepository> = artifacts::open(client, &artifact_uri)?;
+            artifacts::download_dir(repo.as_ref(), "", dest, artifacts::workers_from_env()?)?;
+            if !dest.join(MLMODEL_FILE).is_file() {
+                let _ = std::fs::remove_dir_all(dest);
+                return Err(Error::invalid(
+                    "model URI",
+                    model_uri,
+                    format!("{artifact_uri} holds no MLmodel file, so it is not an MLflow model"),
+                ));
+            }
+            Ok(dest.to_path_buf())
+        }
+    }
+}
+
+/// Registers the model at `model_uri` as a new version of `name`, like
+/// Python's `mlflow.register_model`: creates the registered model when it
+/// is missing, resolves `runs:/` URIs to the artifact URI the server
+/// accepts, and waits up to `await_for` for the version to become READY
+/// (no wait when `await_for` is zero).
+pub fn register_model(
+    client: &Client,
+    model_uri: &str,
+    name: &str,
+    mut extra: NewModelVersion,
+    await_for: Duration,
+) -> Result<ModelVersion> {
+    let source = match resolve_model_uri(client, model_uri)? {
+        ModelLocation::Local(path) => std::fs::canonicalize(&path)
+            .map_err(|err| Error::io("resolving", &path, err))?
+            .display()
+            .to_string(),
+        ModelLocation::Remote { artifact_uri, run_id } => {
+            if extra.run_id.is_none() {
+                extra.run_id = run_id;
+            }
+            artifact_uri
+        }
+    };
+    client.ensure_registered_model(name)?;
+    let version = client.create_model_version(name, &source, &extra)?;
+    if await_for.is_zero() {
+        return Ok(version);
+    }
+    client.wait_for_model_version(version, await_for, Duration::from_secs(REGISTRATION_POLL_SECS))
+}

@@ -1,0 +1,192 @@
+//! Registered models and model versions: the registry half of the REST API.
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::client::{decode, Client};
+use crate::error::{Error, Result};
+use crate::serde_util::{lenient_i64, string_or_number};
+use crate::tracking::Tag;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegisteredModel {
+    pub name: String,
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub creation_timestamp: Option<i64>,
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub last_updated_timestamp: Option<i64>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub latest_versions: Vec<ModelVersion>,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+    #[serde(default)]
+    pub aliases: Vec<Alias>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alias {
+    pub alias: String,
+    #[serde(deserialize_with = "string_or_number")]
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelVersion {
+    pub name: String,
+    #[serde(deserialize_with = "string_or_number")]
+    pub version: String,
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub creation_timestamp: Option<i64>,
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub last_updated_timestamp: Option<i64>,
+    #[serde(default)]
+    pub current_stage: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub run_id: Option<String>,
+    #[serde(default)]
+    pub run_link: Option<String>,
+    /// `PENDING_REGISTRATION`, `FAILED_REGISTRATION` or `READY`.
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub status_message: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+/// Arguments of `model-versions/create` beyond name and source.
+#[derive(Debug, Clone, Default)]
+pub struct NewModelVersion {
+    pub run_id: Option<String>,
+    pub tags: Vec<Tag>,
+    pub run_link: Option<String>,
+    pub description: Option<String>,
+}
+
+/// Status of a version that finished registering.
+pub const READY: &str = "READY";
+/// Status of a version whose registration failed.
+pub const FAILED_REGISTRATION: &str = "FAILED_REGISTRATION";
+
+/// Seconds between two polls of a version that is not READY yet, as in
+/// Python mlflow.
+pub const REGISTRATION_POLL_SECS: u64 = 3;
+
+impl Client {
+    pub fn create_registered_model(&self, name: &str, tags: &[Tag], description: Option<&str>) -> Result<RegisteredModel> {
+        let mut body = json!({ "name": name, "tags": tags });
+        if let Some(text) = description {
+            body["description"] = json!(text);
+        }
+        let response = self.call(Method::POST, "registered-models/create", &body)?;
+        decode(response["registered_model"].clone(), "registered-models/create")
+    }
+
+    pub fn get_registered_model(&self, name: &str) -> Result<RegisteredModel> {
+        let response = self.call(Method::GET, "registered-models/get", &json!({ "name": name }))?;
+        decode(response["registered_model"].clone(), "registered-models/get")
+    }
+
+    /// Creates the registered model, or returns the existing one.
+    pub fn ensure_registered_model(&self, name: &str) -> Result<RegisteredModel> {
+        match self.create_registered_model(name, &[], None) {
+            Err(err) if err.is_already_exists() => self.get_registered_model(name),
+            other => other,
+        }
+    }
+
+    pub fn create_model_version(&self, name: &str, source: &str, extra: &NewModelVersion) -> Result<ModelVersion> {
+        let mut body = json!({ "name": name, "source": source, "tags": extra.tags });
+        if let Some(run_id) = &extra.run_id {
+            body["run_id"] = json!(run_id);
+        }
+        if let Some(link) = &extra.run_link {
+            body["run_link"] = json!(link);
+        }
+        if let Some(text) = &extra.description {
+            body["description"] = json!(text);
+        }
+        let response = self.call(Method::POST, "model-versions/create", &body)?;
+        decode(response["model_version"].clone(), "model-versions/create")
+    }
+
+    pub fn get_model_version(&self, name: &str, version: &str) -> Result<ModelVersion> {
+        let response = self.call(Method::GET, "model-versions/get", &json!({ "name": name, "version": version }))?;
+        decode(response["model_version"].clone(), "model-versions/get")
+    }
+
+    /// Returns the artifact URI a version's files can be downloaded from.
+    pub fn get_model_version_download_uri(&self, name: &str, version: &str) -> Result<String> {
+        let response = self.call(
+            Method::GET,
+            "model-versions/get-download-uri",
+            &json!({ "name": name, "version": version }),
+        )?;
+        Ok(response["artifact_uri"].as_str().unwrap_or_default().to_string())
+    }
+
+    pub fn get_model_version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion> {
+        let response = self.call(Method::GET, "registered-models/alias", &json!({ "name": name, "alias": alias }))?;
+        decode(response["model_version"].clone(), "registered-models/alias")
+    }
+
+    /// Returns the latest version in each of `stages` (all stages when empty).
+    pub fn get_latest_versions(&self, name: &str, stages: &[&str]) -> Result<Vec<ModelVersion>> {
+        let response = self.call(
+            Method::POST,
+            "registered-models/get-latest-versions",
+            &json!({ "name": name, "stages": stages }),
+        )?;
+        match response.get("model_versions") {
+            Some(list) => decode(list.clone(), "registered-models/get-latest-versions"),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Polls a version every `poll` until it is READY, for at most `timeout`.
+    /// A version that is already READY returns without a request.
+    pub fn wait_for_model_version(&self, version: ModelVersion, timeout: Duration, poll: Duration) -> Result<ModelVersion> {
+        let started = Instant::now();
+        let mut current = version;
+        loop {
+            match current.status.as_deref() {
+                None | Some(READY) => return Ok(current),
+                Some(FAILED_REGISTRATION) => {
+                    return Err(Error::Registration {
+                        message: current.status_message.clone().unwrap_or_default(),
+                        name: current.name,
+                        version: current.version,
+                        status: FAILED_REGISTRATION.to_string(),
+                    })
+                }
+                Some(status) => {
+                    let elapsed = started.elapsed();
+                    if elapsed >= timeout {
+                        return Err(Error::Registration {
+                            message: format!(
+                                "still not READY after {} s; raise await_registration_for or check the registry",
+                                timeout.as_secs()
+                            ),
+                            name: current.name.clone(),
+                            version: current.version.clone(),
+                            status: status.to_string(),
+                        });
+                    }
+                    std::thread::sleep(poll.min(timeout - elapsed));
+                    current = self.get_model_version(&current.name, &current.version)?;
+                }
+            }
+        }
+    }
+}
