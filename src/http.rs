@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use reqwest::blocking::{Body, Client as ReqwestClient, RequestBuilder, Response};
-use reqwest::{Method, StatusCode};
+pub use reqwest::Method;
+use reqwest::StatusCode;
 use serde::Deserialize;
 use url::Url;
 

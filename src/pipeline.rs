@@ -156,16 +156,7 @@ fn registered_version(client: &Client, name: &str, selector: &VersionSelector) -
 /// as it is; anything else is downloaded into a new directory `dest`.
 pub fn download_model(client: &Client, model_uri: &str, dest: &Path) -> Result<PathBuf> {
     match resolve_model_uri(client, model_uri)? {
-        ModelLocation::Local(path) => {
-            if !path.join(MLMODEL_FILE).is_file() {
-                return Err(Error::invalid(
-                    "model URI",
-                    model_uri,
-                    format!("{} has no MLmodel file, so it is not an MLflow model directory", path.display()),
-                ));
-            }
-            Ok(path)
-        }
+        ModelLocation::Local(path) => download_model_local(&path, model_uri),
         ModelLocation::Remote { artifact_uri, .. } => {
             let repo: Box<dyn ArtifactRepository> = artifacts::open(client, &artifact_uri)?;
             artifacts::download_dir(repo.as_ref(), "", dest, artifacts::workers_from_env()?)?;
@@ -180,6 +171,18 @@ pub fn download_model(client: &Client, model_uri: &str, dest: &Path) -> Result<P
             Ok(dest.to_path_buf())
         }
     }
+}
+
+/// Checks that a local path is a model directory and returns it.
+pub fn download_model_local(path: &Path, model_uri: &str) -> Result<PathBuf> {
+    if !path.join(MLMODEL_FILE).is_file() {
+        return Err(Error::invalid(
+            "model URI",
+            model_uri,
+            format!("{} has no MLmodel file, so it is not an MLflow model directory", path.display()),
+        ));
+    }
+    Ok(path.to_path_buf())
 }
 
 /// Registers the model at `model_uri` as a new version of `name`, like

@@ -155,14 +155,14 @@ pub(crate) fn write_model_files(dir: &Path, serialized: &[u8], options: &SaveOpt
     write_file(&dir.join(CONDA_FILE), &conda_yaml(python_version))?;
     write_file(&dir.join(VIRTUALENV_FILE), &python_env_yaml(python_version))?;
 
-    let model = crate_mlmodel(options, directory_size(dir)?)?;
+    let model = crate_mlmodel(options, python_version, directory_size(dir)?)?;
     write_file(&dir.join(MLMODEL_FILE), &model.to_yaml()?)?;
     Ok(model)
 }
 
 /// Builds the `MLmodel` of a saved R model: the `crate` flavor exactly as R
 /// mlflow writes it, plus a `python_function` flavor pointing at the loader.
-fn crate_mlmodel(options: &SaveOptions, size_bytes: u64) -> Result<MlModel> {
+fn crate_mlmodel(options: &SaveOptions, python_version: &str, size_bytes: u64) -> Result<MlModel> {
     let mut model = MlModel {
         artifact_path: options.artifact_path.clone(),
         model_uuid: Some(uuid::Uuid::new_v4().simple().to_string()),
@@ -178,15 +178,17 @@ fn crate_mlmodel(options: &SaveOptions, size_bytes: u64) -> Result<MlModel> {
             model: CRATE_FILE.to_string(),
         },
     )?;
-    model.set_flavor(PYFUNC_FLAVOR, &pyfunc_flavor())?;
+    model.set_flavor(PYFUNC_FLAVOR, &pyfunc_flavor(python_version))?;
     Ok(model)
 }
 
 /// The `python_function` flavor of every model this crate saves.
-pub(crate) fn pyfunc_flavor() -> PyFuncFlavor {
+/// `python_version` matches `python_env.yaml`, so pyfunc does not warn
+/// that the version is unknown.
+pub(crate) fn pyfunc_flavor(python_version: &str) -> PyFuncFlavor {
     PyFuncFlavor {
         loader_module: PYFUNC_LOADER_MODULE.to_string(),
-        python_version: None,
+        python_version: Some(python_version.to_string()),
         data: Some(CRATE_FILE.to_string()),
         code: Some(PYFUNC_CODE_DIR.to_string()),
         env: Some(PyFuncEnv {

@@ -1,0 +1,81 @@
+# Argument checks. Each names the argument, what was expected and what
+# was given, and raises `mlflowreg_error_invalid_argument`.
+
+describe_value <- function(x) {
+  if (is.null(x)) {
+    return("NULL")
+  }
+  if (is.atomic(x) && length(x) == 1) {
+    if (is.na(x)) {
+      return("NA")
+    }
+    if (is.character(x)) {
+      return(encodeString(x, quote = "\""))
+    }
+    return(format(x))
+  }
+  sprintf("a %s of length %d", paste(class(x), collapse = "/"), length(x))
+}
+
+abort_argument <- function(arg, expected, x, call) {
+  mlflowreg_abort(
+    sprintf("`%s` must be %s, not %s.", arg, expected, describe_value(x)),
+    kind = "invalid_argument",
+    call = call
+  )
+}
+
+check_string <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env(),
+                         allow_null = FALSE) {
+  if (allow_null && is.null(x)) {
+    return(invisible(x))
+  }
+  if (!is.character(x) || length(x) != 1 || is.na(x) || !nzchar(x)) {
+    expected <- if (allow_null) "a non-empty string or NULL" else "a non-empty string"
+    abort_argument(arg, expected, x, call)
+  }
+  invisible(x)
+}
+
+check_number <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env(),
+                         min = -Inf, allow_null = FALSE) {
+  if (allow_null && is.null(x)) {
+    return(invisible(x))
+  }
+  if (!is.numeric(x) || length(x) != 1 || is.na(x) || x < min) {
+    expected <- if (is.finite(min)) sprintf("a number >= %s", format(min)) else "a number"
+    abort_argument(arg, expected, x, call)
+  }
+  invisible(x)
+}
+
+check_flag <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env()) {
+  if (!is.logical(x) || length(x) != 1 || is.na(x)) {
+    abort_argument(arg, "TRUE or FALSE", x, call)
+  }
+  invisible(x)
+}
+
+# Tags are a named list (or named character vector) of scalar values, as
+# in R mlflow. Returns them as a JSON object string ("" for none).
+tags_json <- function(tags, arg = rlang::caller_arg(tags), call = rlang::caller_env()) {
+  if (is.null(tags) || length(tags) == 0) {
+    return("")
+  }
+  keys <- names(tags)
+  if (!(is.list(tags) || is.character(tags)) || is.null(keys) ||
+    anyNA(keys) || any(!nzchar(keys)) || anyDuplicated(keys)) {
+    abort_argument(arg, "a named list with unique, non-empty names", tags, call)
+  }
+  values <- lapply(keys, function(key) {
+    value <- tags[[key]]
+    if (!is.atomic(value) || length(value) != 1 || is.na(value)) {
+      abort_argument(sprintf("%s$%s", arg, key), "a single non-NA value", value, call)
+    }
+    as.character(value)
+  })
+  names(values) <- keys
+  as.character(jsonlite::toJSON(values, auto_unbox = TRUE))
+}
+
+`%||%` <- function(x, y) if (is.null(x)) y else x

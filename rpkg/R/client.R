@@ -1,0 +1,89 @@
+# Tracking URI and clients.
+
+.globals <- new.env(parent = emptyenv())
+
+#' Set the tracking URI
+#'
+#' Sets the MLflow server (or local store) that later calls in this R
+#' session talk to. It takes precedence over `MLFLOW_TRACKING_URI`.
+#'
+#' @param uri A string: `http://host:port`, `https://...`, or an Azure ML
+#'   `azureml://...` URI.
+#' @return `uri`, invisibly.
+#' @export
+mlflow_set_tracking_uri <- function(uri) {
+  check_string(uri)
+  .globals$tracking_uri <- uri
+  invisible(uri)
+}
+
+#' Get the tracking URI
+#'
+#' Returns the URI set by [mlflow_set_tracking_uri()], else the
+#' `MLFLOW_TRACKING_URI` environment variable, else `"mlruns"` (a local
+#' directory), as R mlflow does.
+#'
+#' @return A string.
+#' @export
+mlflow_get_tracking_uri <- function() {
+  tracking_uri_with_origin()$uri
+}
+
+tracking_uri_with_origin <- function() {
+  if (!is.null(.globals$tracking_uri)) {
+    return(list(uri = .globals$tracking_uri, origin = "mlflow_set_tracking_uri()"))
+  }
+  env_uri <- Sys.getenv("MLFLOW_TRACKING_URI")
+  if (nzchar(env_uri)) {
+    return(list(uri = env_uri, origin = "MLFLOW_TRACKING_URI"))
+  }
+  list(uri = "mlruns", origin = "the default (no MLFLOW_TRACKING_URI set)")
+}
+
+#' Create an MLflow client
+#'
+#' A client names a tracking server. Credentials and transport settings
+#' come from the environment when each call is made: `MLFLOW_TRACKING_TOKEN`,
+#' `MLFLOW_TRACKING_USERNAME` and `MLFLOW_TRACKING_PASSWORD`,
+#' `MLFLOW_TRACKING_INSECURE_TLS`, `MLFLOW_TRACKING_SERVER_CERT_PATH`,
+#' `MLFLOW_TRACKING_CLIENT_CERT_PATH`, and `MLFLOW_HTTP_REQUEST_MAX_RETRIES`,
+#' `MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR`, `MLFLOW_HTTP_REQUEST_TIMEOUT`.
+#'
+#' @param tracking_uri The server's URI; by default [mlflow_get_tracking_uri()].
+#' @return An object of class `mlflowreg_client` (and `mlflow_client`).
+#' @export
+mlflow_client <- function(tracking_uri = NULL) {
+  check_string(tracking_uri, allow_null = TRUE)
+  if (is.null(tracking_uri)) {
+    current <- tracking_uri_with_origin()
+  } else {
+    current <- list(uri = tracking_uri, origin = "the `tracking_uri` argument of mlflow_client()")
+  }
+  base_url <- rust_json(client_base_url_(current$uri, current$origin))
+  structure(
+    list(tracking_uri = current$uri, origin = current$origin, server_url = base_url),
+    class = c("mlflowreg_client", "mlflow_client")
+  )
+}
+
+# Returns `client`, or the default client when it is NULL.
+resolve_client <- function(client, call = rlang::caller_env()) {
+  if (is.null(client)) {
+    return(mlflow_client())
+  }
+  if (!inherits(client, "mlflowreg_client")) {
+    abort_argument("client", "a client made by mlflow_client() or NULL", client, call)
+  }
+  client
+}
+
+#' @export
+format.mlflowreg_client <- function(x, ...) {
+  sprintf("<mlflow client: %s>", x$server_url)
+}
+
+#' @export
+print.mlflowreg_client <- function(x, ...) {
+  cat(format(x), "\n", sep = "")
+  invisible(x)
+}

@@ -1,0 +1,297 @@
+# Saving, logging, loading and predicting with models.
+
+# Packages a fresh `Rscript` session attaches by default, so functions
+# found in them need no capturing.
+default_packages <- c("base", "stats", "utils", "methods", "graphics", "grDevices", "datasets")
+
+#' Save a model in MLflow's format
+#'
+#' Writes an MLflow model directory with R mlflow's `crate` flavor and a
+#' `python_function` flavor whose loader runs the model in `Rscript`, so
+#' registries that require a `python_function` flavor (Azure ML) accept it
+#' and `mlflow.pyfunc.load_model()` predicts with it.
+#'
+#' `model` can be a [carrier::crate()], a plain function, or any object
+#' with a `predict()` method (an `lm` or `glm` fit, for example), which is
+#' wrapped as `function(data, ...) predict(model, newdata = data, ...)`.
+#' A plain function whose free variables live in the global environment
+#' gets copies of them, because R serializes the global environment by
+#' reference and the model would not load in a fresh session otherwise.
+#'
+#' The directory is written next to `path` and renamed into place: a failed
+#' save leaves nothing behind. An existing MLflow model at `path` is
+#' replaced; any other existing directory raises
+#' `mlflowreg_error_not_a_model_directory`.
+#'
+#' @param model The model: a function, a crate, or an object with a
+#'   `predict()` method.
+#' @param path Directory to write.
+#' @param model_spec Unused; accepted for compatibility with R mlflow.
+#' @param ... Unused.
+#' @return `path`, invisibly.
+#' @export
+mlflow_save_model <- function(model, path, model_spec = list(), ...) {
+  check_string(path)
+  fn <- as_model_function(model)
+  path <- path.expand(path)
+  rust_json(save_model_(path, serialize(fn, NULL)))
+  invisible(path)
+}
+
+#' Log a model to the active run
+#'
+#' Saves `model` as [mlflow_save_model()] does and uploads it into the
+#' active run's artifacts at `artifact_path`, starting a run when none is
+#' active. With `registered_model_name`, also registers it as a new version
+#' of that model (created when missing) and waits until it is READY.
+#'
+#' @inheritParams mlflow_save_model
+#' @param artifact_path Folder of the model inside the run's artifacts.
+#' @param registered_model_name Register the model under this name, or `NULL`.
+#' @param await_registration_for Seconds to wait for the new version to be
+#'   READY; 0 to return at once.
+#' @param client A client, or `NULL` for the active run's or the default.
+#' @return A list of class `mlflow_logged_model` with `model_uri`
+#'   (`runs:/<run_id>/<artifact_path>`), `run_id`, `artifact_path`,
+#'   `artifact_uri`, `flavors` and, when registered, `model_version`.
+#'   Invisibly.
+#' @export
+mlflow_log_model <- function(model, artifact_path, ..., registered_model_name = NULL,
+                             await_registration_for = 300, client = NULL) {
+  check_string(artifact_path)
+  check_string(registered_model_name, allow_null = TRUE)
+  check_number(await_registration_for, min = 0)
+  fn <- as_model_function(model)
+  client <- client %||% active_run_client()
+  client <- resolve_client(client)
+  run_id <- active_run_id_or_start(client)
+
+  logged <- rust_call(log_model_, client, run_id, artifact_path, serialize(fn, NULL))
+  for (message in unlist(logged$warnings)) {
+    rlang::warn(message, class = "mlflowreg_warning")
+  }
+  result <- list(
+    model_uri = logged$model_uri,
+    run_id = logged$run_id,
+    artifact_path = logged$artifact_path,
+    artifact_uri = logged$artifact_uri,
+    flavors = logged$mlmodel$flavors
+  )
+  if (!is.null(registered_model_name)) {
+    result$model_version <- new_model_version(rust_call(
+      register_model_, client, logged$model_uri, registered_model_name, "",
+      as.numeric(await_registration_for)
+    ))
+  }
+  invisible(structure(result, class = "mlflow_logged_model"))
+}
+
+#' Load a model
+#'
+#' Loads a model saved or logged with R's `crate` flavor, by R mlflow or by
+#' mlflowreg, and returns the R function.
+#'
+#' @param model_uri A local directory, `runs:/<run_id>/<path>`,
+#'   `models:/<name>/<version>`, `models:/<name>/<stage>`,
+#'   `models:/<name>@<alias>` or an artifact URI such as
+#'   `mlflow-artifacts:/...`.
+#' @param flavor `NULL` or `"crate"`, the only flavor R can load.
+#' @param client A client, or `NULL` for the default. Not needed for a
+#'   local directory.
+#' @return The model function; predict with [mlflow_predict()].
+#' @export
+mlflow_load_model <- function(model_uri, flavor = NULL, client = NULL) {
+  check_string(model_uri)
+  check_string(flavor, allow_null = TRUE)
+  if (!is.null(flavor) && !identical(flavor, "crate")) {
+    mlflowreg_abort(
+      c(sprintf("`flavor` %s is not supported.", describe_value(flavor)), i = 'Use "crate" or NULL.'),
+      kind = "invalid_argument"
+    )
+  }
+  remote <- grepl("^[A-Za-z][A-Za-z0-9+.-]*:/", model_uri) && !startsWith(model_uri, "file:")
+  if (remote) {
+    client <- resolve_client(client)
+    uri <- client$tracking_uri
+    origin <- client$origin
+  } else {
+    uri <- ""
+    origin <- ""
+    model_uri <- path.expand(model_uri)
+  }
+  staging <- tempfile("mlflowreg-model-")
+  on.exit(unlink(staging, recursive = TRUE), add = TRUE)
+  dir <- rust_json(download_model_(uri, origin, model_uri, staging))
+  mlmodel <- rust_json(read_mlmodel_(dir))
+  crate_flavor <- mlmodel$flavors$crate
+  if (is.null(crate_flavor)) {
+    mlflowreg_abort(
+      c(
+        sprintf("The model at %s has no `crate` flavor.", describe_value(model_uri)),
+        i = sprintf("Its flavors are: %s. R can only load `crate` models.",
+          paste(names(mlmodel$flavors), collapse = ", "))
+      ),
+      kind = "unsupported"
+    )
+  }
+  bytes <- rust_result(read_crate_(file.path(dir, crate_flavor$model)))
+  unserialize(bytes)
+}
+
+#' Predict with a loaded model
+#'
+#' @param model A model from [mlflow_load_model()].
+#' @param data The input, usually a data frame.
+#' @param ... Passed to the model function.
+#' @return What the model function returns.
+#' @export
+mlflow_predict <- function(model, data, ...) {
+  UseMethod("mlflow_predict")
+}
+
+#' @export
+mlflow_predict.default <- function(model, data, ...) {
+  if (!is.function(model)) {
+    abort_argument("model", "a function from mlflow_load_model()", model, rlang::current_env())
+  }
+  do.call(model, list(data, ...))
+}
+
+# Turns a model into a function that loads and runs in a fresh R session.
+as_model_function <- function(model, arg = "model", call = rlang::caller_env()) {
+  if (is.null(model)) {
+    abort_argument(arg, "a function, a carrier crate, or an object with a predict() method", model, call)
+  }
+  if (is.function(model)) {
+    return(self_contained(model, call = call))
+  }
+  wrap_predict(model, arg, call)
+}
+
+wrap_predict <- function(model, arg, call) {
+  method_package <- NULL
+  for (cls in class(model)) {
+    method <- utils::getS3method("predict", cls, optional = TRUE)
+    if (!is.null(method)) {
+      method_package <- environmentName(environment(method))
+      break
+    }
+  }
+  if (is.null(method_package)) {
+    mlflowreg_abort(
+      c(
+        sprintf("`%s` is an object of class %s with no predict() method.", arg,
+          paste(class(model), collapse = "/")),
+        i = "Pass a function, a carrier::crate(), or a fitted model that predict() accepts."
+      ),
+      kind = "invalid_argument",
+      call = call
+    )
+  }
+  if (identical(method_package, "R_GlobalEnv") || !nzchar(method_package)) {
+    mlflowreg_abort(
+      c(
+        sprintf("The predict() method for class %s is defined in the global environment.",
+          paste(class(model), collapse = "/")),
+        i = "A fresh R session would not have it; wrap the model in a function that contains the code."
+      ),
+      kind = "unsafe_model",
+      call = call
+    )
+  }
+  packages <- setdiff(method_package, default_packages)
+  env <- new.env(parent = baseenv())
+  env$model <- model
+  env$packages <- packages
+  fn <- function(data, ...) {
+    for (package in packages) {
+      loadNamespace(package)
+    }
+    stats::predict(model, newdata = data, ...)
+  }
+  environment(fn) <- env
+  fn
+}
+
+# Finds the environment in the chain from `env` that binds `name`.
+binding_env <- function(name, env) {
+  while (!identical(env, emptyenv())) {
+    if (exists(name, envir = env, inherits = FALSE)) {
+      return(env)
+    }
+    env <- parent.env(env)
+  }
+  NULL
+}
+
+# Returns the function with copies of the global variables it uses, or
+# raises `mlflowreg_error_unsafe_model` when that cannot be done.
+self_contained <- function(fn, call, depth = 0) {
+  env <- environment(fn)
+  if (is.null(env) || depth > 10) {
+    return(fn)
+  }
+  names <- codetools::findGlobals(fn, merge = TRUE)
+  captured <- list()
+  foreign <- character()
+  undefined <- character()
+  for (name in names) {
+    where <- binding_env(name, env)
+    if (is.null(where)) {
+      undefined <- c(undefined, name)
+    } else if (identical(where, globalenv())) {
+      captured[[name]] <- get(name, envir = where)
+    } else {
+      package <- sub("^package:", "", environmentName(where))
+      if (startsWith(environmentName(where), "package:") && !package %in% default_packages) {
+        foreign <- c(foreign, sprintf("`%s` from package %s (write `%s::%s`)", name, package, package, name))
+      }
+    }
+  }
+  if (length(foreign) > 0) {
+    mlflowreg_abort(
+      c(
+        "The model function uses functions from packages a fresh R session does not attach:",
+        rlang::set_names(foreign, rep("*", length(foreign))),
+        i = "Call them with `package::name` so the model loads anywhere."
+      ),
+      kind = "unsafe_model",
+      call = call
+    )
+  }
+  if (length(undefined) > 0 && depth == 0) {
+    rlang::warn(
+      c(
+        sprintf("The model function uses names defined nowhere: %s.", paste(undefined, collapse = ", ")),
+        i = "Ignore this if they are data columns; otherwise the model fails when called."
+      ),
+      class = "mlflowreg_warning_undefined_names"
+    )
+  }
+  if (length(captured) == 0) {
+    return(fn)
+  }
+  if (!identical(env, globalenv())) {
+    mlflowreg_abort(
+      c(
+        sprintf(
+          "The model function refers to %s in the global environment, which R does not serialize.",
+          paste0("`", names(captured), "`", collapse = ", ")
+        ),
+        i = "Use carrier::crate() to pass them in, or define the function at the top level of the script."
+      ),
+      kind = "unsafe_model",
+      call = call
+    )
+  }
+  new_env <- new.env(parent = globalenv())
+  for (name in names(captured)) {
+    value <- captured[[name]]
+    if (is.function(value) && identical(environment(value), globalenv())) {
+      value <- self_contained(value, call = call, depth = depth + 1)
+    }
+    assign(name, value, envir = new_env)
+  }
+  environment(fn) <- new_env
+  fn
+}

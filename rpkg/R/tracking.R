@@ -1,0 +1,289 @@
+# Experiments and runs.
+
+rust_call <- function(fun, client, ..., call = rlang::caller_env()) {
+  rust_json(fun(client$tracking_uri, client$origin, ...), call = call)
+}
+
+#' Set the active experiment
+#'
+#' Makes an experiment the one new runs go to, creating it when an
+#' experiment of that name does not exist yet.
+#'
+#' @param experiment_name Name of the experiment, or `NULL`.
+#' @param experiment_id Id of an existing experiment, or `NULL`. Give one of
+#'   the two.
+#' @param artifact_location Where a newly created experiment stores
+#'   artifacts; `NULL` for the server's default.
+#' @return The experiment id, invisibly.
+#' @export
+mlflow_set_experiment <- function(experiment_name = NULL, experiment_id = NULL,
+                                  artifact_location = NULL) {
+  check_string(experiment_name, allow_null = TRUE)
+  check_string(experiment_id, allow_null = TRUE)
+  check_string(artifact_location, allow_null = TRUE)
+  if (is.null(experiment_name) == is.null(experiment_id)) {
+    mlflowreg_abort(
+      "Give exactly one of `experiment_name` and `experiment_id`.",
+      kind = "invalid_argument"
+    )
+  }
+  client <- mlflow_client()
+  if (!is.null(experiment_id)) {
+    experiment <- rust_call(rest_call_, client, "GET", "experiments/get",
+      as.character(jsonlite::toJSON(list(experiment_id = experiment_id), auto_unbox = TRUE)))
+    id <- experiment$experiment$experiment_id
+  } else {
+    existing <- rust_call(get_experiment_by_name_, client, experiment_name)
+    if (is.null(existing)) {
+      id <- rust_call(create_experiment_, client, experiment_name, artifact_location %||% "", "")
+    } else {
+      id <- existing$experiment_id
+    }
+  }
+  .globals$active_experiment_id <- id
+  invisible(id)
+}
+
+# The experiment a new run goes to: the active one, else the job's
+# MLFLOW_EXPERIMENT_ID or MLFLOW_EXPERIMENT_NAME, else the default "0".
+active_experiment_id <- function(client) {
+  if (!is.null(.globals$active_experiment_id)) {
+    return(.globals$active_experiment_id)
+  }
+  env_id <- Sys.getenv("MLFLOW_EXPERIMENT_ID")
+  if (nzchar(env_id)) {
+    return(env_id)
+  }
+  env_name <- Sys.getenv("MLFLOW_EXPERIMENT_NAME")
+  if (nzchar(env_name)) {
+    existing <- rust_call(get_experiment_by_name_, client, env_name)
+    if (!is.null(existing)) {
+      return(existing$experiment_id)
+    }
+    return(rust_call(create_experiment_, client, env_name, "", ""))
+  }
+  "0"
+}
+
+active_run_id <- function() {
+  stack <- .globals$run_stack
+  if (length(stack) == 0) NULL else stack[[length(stack)]]$run_id
+}
+
+# The tags R mlflow sets on every new run.
+run_context_tags <- function() {
+  script <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
+  list(
+    mlflow.user = Sys.info()[["user"]],
+    mlflow.source.name = if (length(script) == 1) script else "R",
+    mlflow.source.type = "LOCAL"
+  )
+}
+
+# Converts a time to milliseconds since the epoch; -1 means "now" to the
+# Rust exports, which take no NA.
+as_epoch_millis <- function(x, arg, call) {
+  if (is.null(x)) {
+    return(-1)
+  }
+  if (inherits(x, "POSIXt")) {
+    return(round(as.numeric(as.POSIXct(x)) * 1000))
+  }
+  check_number(x, arg = arg, call = call, min = 0)
+  x
+}
+
+#' Start a run
+#'
+#' Starts a new run, or resumes the run `run_id` (by default the job's
+#' `MLFLOW_RUN_ID`, as Azure ML and other schedulers set it), and makes it
+#' the active run. Use it with [with()] to end the run automatically.
+#'
+#' @param run_id Id of an existing run to resume, or `NULL`.
+#' @param experiment_id Experiment of a new run; by default the active
+#'   experiment, `MLFLOW_EXPERIMENT_ID`, `MLFLOW_EXPERIMENT_NAME`, or `"0"`.
+#' @param start_time Start time as POSIXct or milliseconds since the epoch;
+#'   `NULL` for now.
+#' @param tags Named list of run tags.
+#' @param client A client from [mlflow_client()], or `NULL` for the default.
+#' @param nested `TRUE` to start a run inside the active run.
+#' @return The run, a one-row tibble of class `mlflow_run`.
+#' @export
+mlflow_start_run <- function(run_id = NULL, experiment_id = NULL, start_time = NULL,
+                             tags = NULL, client = NULL, nested = FALSE) {
+  check_string(run_id, allow_null = TRUE)
+  check_string(experiment_id, allow_null = TRUE)
+  check_flag(nested)
+  start_ms <- as_epoch_millis(start_time, "start_time", rlang::current_env())
+  user_tags <- tags_json(tags)
+  client <- resolve_client(client)
+
+  parent <- active_run_id()
+  if (!is.null(parent) && !nested) {
+    mlflowreg_abort(
+      c(
+        sprintf("Run %s is already active.", parent),
+        i = "End it with `mlflow_end_run()`, or pass `nested = TRUE` to start a child run."
+      ),
+      kind = "invalid_argument"
+    )
+  }
+
+  existing <- run_id %||% (if (nzchar(Sys.getenv("MLFLOW_RUN_ID"))) Sys.getenv("MLFLOW_RUN_ID"))
+  if (!is.null(existing)) {
+    run <- rust_call(get_run_, client, existing)
+    if (!identical(run$info$status, "RUNNING")) {
+      rust_call(update_run_, client, existing, "RUNNING", -1)
+      run <- rust_call(get_run_, client, existing)
+    }
+  } else {
+    tags_list <- run_context_tags()
+    if (!is.null(parent)) {
+      tags_list[["mlflow.parentRunId"]] <- parent
+    }
+    if (nzchar(user_tags)) {
+      tags_list <- utils::modifyList(tags_list, jsonlite::fromJSON(user_tags))
+    }
+    experiment <- experiment_id %||% active_experiment_id(client)
+    run <- rust_call(create_run_, client, experiment, "", start_ms, tags_json(tags_list))
+  }
+  .globals$run_stack <- c(.globals$run_stack, list(list(run_id = run$info$run_id, client = client)))
+  new_run(run)
+}
+
+#' End a run
+#'
+#' Marks a run terminated and removes it from the stack of active runs.
+#'
+#' @param status `"FINISHED"`, `"FAILED"` or `"KILLED"`.
+#' @param end_time End time as POSIXct or milliseconds since the epoch;
+#'   `NULL` for now.
+#' @param run_id The run to end; by default the active run.
+#' @param client A client, or `NULL` for the one the run was started with.
+#' @return The ended run, invisibly.
+#' @export
+mlflow_end_run <- function(status = c("FINISHED", "FAILED", "KILLED"), end_time = NULL,
+                           run_id = NULL, client = NULL) {
+  status <- rlang::arg_match(status)
+  check_string(run_id, allow_null = TRUE)
+  end_ms <- as_epoch_millis(end_time, "end_time", rlang::current_env())
+  active <- active_run_id()
+  run_id <- run_id %||% active
+  if (is.null(run_id)) {
+    mlflowreg_abort("There is no active run to end.", kind = "invalid_argument")
+  }
+  stack <- .globals$run_stack
+  position <- Position(function(entry) identical(entry$run_id, run_id), stack, right = TRUE)
+  if (is.null(client) && !is.na(position)) {
+    client <- stack[[position]]$client
+  }
+  client <- resolve_client(client)
+  if (end_ms < 0) {
+    end_ms <- round(as.numeric(Sys.time()) * 1000)
+  }
+  rust_call(update_run_, client, run_id, status, end_ms)
+  if (!is.na(position)) {
+    .globals$run_stack <- stack[-position]
+  }
+  invisible(new_run(rust_call(get_run_, client, run_id)))
+}
+
+#' Get a run
+#'
+#' @param run_id The run's id; by default the active run.
+#' @param client A client, or `NULL` for the default.
+#' @return A one-row tibble of class `mlflow_run`.
+#' @export
+mlflow_get_run <- function(run_id = NULL, client = NULL) {
+  check_string(run_id, allow_null = TRUE)
+  run_id <- run_id %||% active_run_id()
+  if (is.null(run_id)) {
+    mlflowreg_abort("`run_id` is NULL and there is no active run.", kind = "invalid_argument")
+  }
+  new_run(rust_call(get_run_, resolve_client(client), run_id))
+}
+
+# The active run's id, starting a run first when none is active (as R
+# mlflow's logging functions do).
+active_run_id_or_start <- function(client) {
+  run_id <- active_run_id()
+  if (is.null(run_id)) {
+    run_id <- mlflow_start_run(client = client)$run_id
+  }
+  run_id
+}
+
+active_run_client <- function() {
+  stack <- .globals$run_stack
+  if (length(stack) == 0) NULL else stack[[length(stack)]]$client
+}
+
+millis_to_posix <- function(x) {
+  if (is.null(x)) {
+    return(as.POSIXct(NA))
+  }
+  as.POSIXct(as.numeric(x) / 1000, origin = "1970-01-01", tz = "UTC")
+}
+
+key_value_tibble <- function(entries) {
+  tibble::tibble(
+    key = vapply(entries, function(e) e$key, character(1)),
+    value = vapply(entries, function(e) e$value %||% "", character(1))
+  )
+}
+
+# Builds R mlflow's run tibble from the REST API's run object.
+new_run <- function(run) {
+  info <- run$info
+  data <- run$data
+  metrics <- data$metrics %||% list()
+  result <- tibble::tibble(
+    run_uuid = info$run_id,
+    experiment_id = info$experiment_id,
+    run_name = info$run_name %||% NA_character_,
+    user_id = info$user_id %||% NA_character_,
+    status = info$status %||% NA_character_,
+    start_time = millis_to_posix(info$start_time),
+    end_time = millis_to_posix(info$end_time),
+    artifact_uri = info$artifact_uri %||% NA_character_,
+    lifecycle_stage = info$lifecycle_stage %||% NA_character_,
+    run_id = info$run_id,
+    metrics = list(tibble::tibble(
+      key = vapply(metrics, function(m) m$key, character(1)),
+      value = vapply(metrics, function(m) as.numeric(m$value), numeric(1)),
+      timestamp = millis_to_posix(vapply(metrics, function(m) as.numeric(m$timestamp %||% NA), numeric(1))),
+      step = vapply(metrics, function(m) as.numeric(m$step %||% 0), numeric(1))
+    )),
+    params = list(key_value_tibble(data$params %||% list())),
+    tags = list(key_value_tibble(data$tags %||% list()))
+  )
+  class(result) <- c("mlflow_run", class(result))
+  result
+}
+
+#' Run code inside a run
+#'
+#' Evaluates `expr` and ends the run: `FINISHED` when `expr` succeeds,
+#' `FAILED` when it raises an error, which is then re-raised.
+#'
+#' @param data A run from [mlflow_start_run()].
+#' @param expr Code to evaluate.
+#' @param ... Unused.
+#' @return The value of `expr`, invisibly.
+#' @export
+with.mlflow_run <- function(data, expr, ...) {
+  run_id <- data$run_id
+  value <- tryCatch(
+    expr,
+    error = function(err) {
+      mlflow_end_run(status = "FAILED", run_id = run_id)
+      stop(err)
+    },
+    interrupt = function(cnd) {
+      mlflow_end_run(status = "KILLED", run_id = run_id)
+      rlang::interrupt()
+    }
+  )
+  mlflow_end_run(status = "FINISHED", run_id = run_id)
+  invisible(value)
+}

@@ -1,0 +1,2 @@
+#' @useDynLib mlflowreg, .registration = TRUE
+NULL

@@ -1,0 +1,334 @@
+//! R bindings of the mlflowreg core: thin exports, no logic of their own.
+//!
+//! Every export ends in `_` and returns either its result (a JSON string,
+//! a path or raw bytes) or, on failure, a list of class
+//! `mlflowreg_rust_error` with the fields `kind`, `message`, `status` and
+//! `error_code`. The R wrappers in `R/` turn that list into a classed R
+//! condition, so no Rust error or panic text reaches the user unformatted.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use extendr_api::prelude::*;
+use mlflowreg::http::Method;
+use mlflowreg::registry::NewModelVersion;
+use mlflowreg::tracking::Tag;
+use mlflowreg::{model, pipeline, Client, Error};
+use serde::Serialize;
+
+/// The last client built, reused while the tracking URI and the `MLFLOW_*`
+/// settings stay the same, so connections are pooled across calls.
+static CLIENT_CACHE: Mutex<Option<(String, Client)>> = Mutex::new(None);
+
+/// Environment variables that change how a client is built.
+const CLIENT_ENV: [&str; 11] = [
+    "MLFLOW_TRACKING_TOKEN",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_INSECURE_TLS",
+    "MLFLOW_TRACKING_SERVER_CERT_PATH",
+    "MLFLOW_TRACKING_CLIENT_CERT_PATH",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT",
+    "MLFLOWREG_ARTIFACT_WORKERS",
+];
+
+fn client(tracking_uri: &str, origin: &str) -> Result<Client, Error> {
+    let mut key = format!("{tracking_uri}\u{0}{origin}");
+    for name in CLIENT_ENV {
+        key.push('\u{0}');
+        key.push_str(&std::env::var(name).unwrap_or_default());
+    }
+    let mut cache = CLIENT_CACHE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((cached_key, cached)) = cache.as_ref() {
+        if *cached_key == key {
+            return Ok(cached.clone());
+        }
+    }
+    let fresh = Client::new(tracking_uri, origin)?;
+    *cache = Some((key, fresh.clone()));
+    Ok(fresh)
+}
+
+fn error_robj(err: &Error) -> Robj {
+    let status: Robj = match err.status() {
+        Some(status) => Robj::from(status as i32),
+        None => Robj::from(Rint::na()),
+    };
+    let mut list = List::from_names_and_values(
+        ["kind", "message", "status", "error_code"],
+        [
+            Robj::from(err.kind()),
+            Robj::from(err.to_string()),
+            status,
+            Robj::from(err.error_code().unwrap_or("")),
+        ],
+    )
+    .expect("names and values have the same length");
+    list.set_class(["mlflowreg_rust_error"])
+        .expect("setting a class on a list succeeds");
+    list.into()
+}
+
+fn json<T: Serialize>(result: Result<T, Error>) -> Robj {
+    match result {
+        Ok(value) => match serde_json::to_string(&value) {
+            Ok(text) => Robj::from(text),
+            Err(err) => error_robj(&Error::Unsupported(format!("encoding the result as JSON ({err})"))),
+        },
+        Err(err) => error_robj(&err),
+    }
+}
+
+fn optional(text: &str) -> Option<&str> {
+    (!text.is_empty()).then_some(text)
+}
+
+fn parse_tags(tags_json: &str) -> Result<Vec<Tag>, Error> {
+    if tags_json.is_empty() {
+        return Ok(Vec::new());
+    }
+    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(tags_json).map_err(|err| {
+        Error::InvalidArgument {
+            name: "tags",
+            value: tags_json.to_string(),
+            reason: format!("it is not a JSON object ({err})"),
+        }
+    })?;
+    Ok(map
+        .into_iter()
+        .map(|(key, value)| {
+            let text = match value {
+                serde_json::Value::String(text) => text,
+                other => other.to_string(),
+            };
+            Tag::new(key, text)
+        })
+        .collect())
+}
+
+fn seconds(value: f64) -> Duration {
+    if value.is_finite() && value > 0.0 {
+        Duration::from_secs_f64(value)
+    } else {
+        Duration::ZERO
+    }
+}
+
+/// Saves a serialized R function as a model directory; returns the MLmodel as JSON.
+#[extendr]
+fn save_model_(path: &str, serialized: Raw) -> Robj {
+    json(model::save_crate_model(
+        std::path::Path::new(path),
+        serialized.as_slice(),
+        &model::SaveOptions::default(),
+    ))
+}
+
+/// Reads the MLmodel of a local model directory as JSON.
+#[extendr]
+fn read_mlmodel_(dir: &str) -> Robj {
+    json(model::MlModel::read_dir(std::path::Path::new(dir)))
+}
+
+/// Reads a crate file and returns the serialized function for `unserialize()`.
+#[extendr]
+fn read_crate_(path: &str) -> Robj {
+    match model::rds::read_crate_file(std::path::Path::new(path)) {
+        Ok(bytes) => Raw::from_bytes(&bytes).into(),
+        Err(err) => error_robj(&err),
+    }
+}
+
+/// Checks that a client can be built for the URI; returns the REST base URL.
+#[extendr]
+fn client_base_url_(tracking_uri: &str, origin: &str) -> Robj {
+    json(client(tracking_uri, origin).map(|c| mlflowreg::http::redact_url(c.base_url())))
+}
+
+/// Calls any `api/2.0/mlflow/<endpoint>` route with a JSON body.
+#[extendr]
+fn rest_call_(tracking_uri: &str, origin: &str, method: &str, endpoint: &str, body_json: &str) -> Robj {
+    let result = (|| {
+        let client = client(tracking_uri, origin)?;
+        let method = reqwest_method(method)?;
+        let body: serde_json::Value = if body_json.is_empty() {
+            serde_json::json!({})
+        } else {
+            serde_json::from_str(body_json).map_err(|err| Error::InvalidArgument {
+                name: "request body",
+                value: body_json.to_string(),
+                reason: format!("it is not JSON ({err})"),
+            })?
+        };
+        client.call(method, endpoint, &body)
+    })();
+    json(result)
+}
+
+fn reqwest_method(method: &str) -> Result<Method, Error> {
+    Method::from_bytes(method.as_bytes()).map_err(|_| Error::InvalidArgument {
+        name: "HTTP method",
+        value: method.to_string(),
+        reason: "use GET, POST, PATCH or DELETE".into(),
+    })
+}
+
+#[extendr]
+fn get_experiment_by_name_(tracking_uri: &str, origin: &str, name: &str) -> Robj {
+    json(client(tracking_uri, origin).and_then(|c| c.get_experiment_by_name(name)))
+}
+
+#[extendr]
+fn create_experiment_(tracking_uri: &str, origin: &str, name: &str, artifact_location: &str, tags_json: &str) -> Robj {
+    json((|| {
+        let tags = parse_tags(tags_json)?;
+        client(tracking_uri, origin)?.create_experiment(name, optional(artifact_location), &tags)
+    })())
+}
+
+#[extendr]
+fn create_run_(tracking_uri: &str, origin: &str, experiment_id: &str, run_name: &str, start_time: f64, tags_json: &str) -> Robj {
+    json((|| {
+        let tags = parse_tags(tags_json)?;
+        let start = (start_time.is_finite() && start_time >= 0.0).then_some(start_time as i64);
+        client(tracking_uri, origin)?.create_run(experiment_id, optional(run_name), start, &tags)
+    })())
+}
+
+#[extendr]
+fn get_run_(tracking_uri: &str, origin: &str, run_id: &str) -> Robj {
+    json(client(tracking_uri, origin).and_then(|c| c.get_run(run_id)))
+}
+
+#[extendr]
+fn update_run_(tracking_uri: &str, origin: &str, run_id: &str, status: &str, end_time: f64) -> Robj {
+    json(client(tracking_uri, origin).and_then(|c| {
+        let end = (end_time.is_finite() && end_time >= 0.0).then_some(end_time as i64);
+        c.update_run(run_id, status, end)
+    }))
+}
+
+#[extendr]
+fn set_tag_(tracking_uri: &str, origin: &str, run_id: &str, key: &str, value: &str) -> Robj {
+    json(client(tracking_uri, origin).and_then(|c| c.set_tag(run_id, key, value)))
+}
+
+/// Saves the serialized function as a model and logs it to a run.
+#[extendr]
+fn log_model_(tracking_uri: &str, origin: &str, run_id: &str, artifact_path: &str, serialized: Raw) -> Robj {
+    json(client(tracking_uri, origin).and_then(|c| {
+        pipeline::log_crate_model(&c, run_id, artifact_path, serialized.as_slice())
+    }))
+}
+
+/// Uploads an existing model directory into a run.
+#[extendr]
+fn log_model_dir_(tracking_uri: &str, origin: &str, run_id: &str, model_dir: &str, artifact_path: &str) -> Robj {
+    json(client(tracking_uri, origin).and_then(|c| {
+        pipeline::log_model_dir(&c, run_id, std::path::Path::new(model_dir), artifact_path)
+    }))
+}
+
+#[extendr]
+fn create_registered_model_(tracking_uri: &str, origin: &str, name: &str, tags_json: &str, description: &str) -> Robj {
+    json((|| {
+        let tags = parse_tags(tags_json)?;
+        client(tracking_uri, origin)?.create_registered_model(name, &tags, optional(description))
+    })())
+}
+
+#[extendr]
+fn get_registered_model_(tracking_uri: &str, origin: &str, name: &str) -> Robj {
+    json(client(tracking_uri, origin).and_then(|c| c.get_registered_model(name)))
+}
+
+/// Creates a model version and waits up to `await_secs` for it to be READY.
+#[extendr]
+fn create_model_version_(
+    tracking_uri: &str,
+    origin: &str,
+    name: &str,
+    source: &str,
+    run_id: &str,
+    tags_json: &str,
+    run_link: &str,
+    description: &str,
+    await_secs: f64,
+) -> Robj {
+    json((|| {
+        let client = client(tracking_uri, origin)?;
+        let extra = NewModelVersion {
+            run_id: optional(run_id).map(str::to_string),
+            tags: parse_tags(tags_json)?,
+            run_link: optional(run_link).map(str::to_string),
+            description: optional(description).map(str::to_string),
+        };
+        let version = client.create_model_version(name, source, &extra)?;
+        let wait = seconds(await_secs);
+        if wait.is_zero() {
+            return Ok(version);
+        }
+        client.wait_for_model_version(
+            version,
+            wait,
+            Duration::from_secs(mlflowreg::registry::REGISTRATION_POLL_SECS),
+        )
+    })())
+}
+
+#[extendr]
+fn get_model_version_(tracking_uri: &str, origin: &str, name: &str, version: &str) -> Robj {
+    json(client(tracking_uri, origin).and_then(|c| c.get_model_version(name, version)))
+}
+
+/// Registers a model URI under `name`, creating the registered model if needed.
+#[extendr]
+fn register_model_(tracking_uri: &str, origin: &str, model_uri: &str, name: &str, tags_json: &str, await_secs: f64) -> Robj {
+    json((|| {
+        let client = client(tracking_uri, origin)?;
+        let extra = NewModelVersion {
+            tags: parse_tags(tags_json)?,
+            ..NewModelVersion::default()
+        };
+        pipeline::register_model(&client, model_uri, name, extra, seconds(await_secs))
+    })())
+}
+
+/// Downloads a model into `dest` (a local path is used in place); returns its directory.
+#[extendr]
+fn download_model_(tracking_uri: &str, origin: &str, model_uri: &str, dest: &str) -> Robj {
+    json((|| {
+        // A local path needs no server, so the client is only built for remote URIs.
+        if let mlflowreg::uri::ModelUri::Local(path) = mlflowreg::uri::ModelUri::parse(model_uri)? {
+            return pipeline::download_model_local(&path, model_uri);
+        }
+        let client = client(tracking_uri, origin)?;
+        pipeline::download_model(&client, model_uri, std::path::Path::new(dest))
+    })())
+}
+
+extendr_module! {
+    mod mlflowreg;
+    fn save_model_;
+    fn read_mlmodel_;
+    fn read_crate_;
+    fn client_base_url_;
+    fn rest_call_;
+    fn get_experiment_by_name_;
+    fn create_experiment_;
+    fn create_run_;
+    fn get_run_;
+    fn update_run_;
+    fn set_tag_;
+    fn log_model_;
+    fn log_model_dir_;
+    fn create_registered_model_;
+    fn get_registered_model_;
+    fn create_model_version_;
+    fn get_model_version_;
+    fn register_model_;
+    fn download_model_;
+}

@@ -1,0 +1,4 @@
+library(testthat)
+library(mlflowreg)
+
+test_check("mlflowreg")
