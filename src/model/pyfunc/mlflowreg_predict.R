@@ -23,7 +23,7 @@
 #   type      = int32 R type code, and values depends on it:
 #     1 logical   nrow int32 (0 FALSE, 1 TRUE, -2^31 NA)
 #     2 integer   nrow int32 (-2^31 is NA, as in R)
-#     3 double    nrow IEEE 754 float64, bits unchanged; NA is R's NA_real_
+#     3 double    nrow IEEE 754 float64 with bits unchanged, and NA is R's NA_real_
 #                 (bits 0x7FF00000000007A2)
 #     4 character a character block with nrow elements
 #     5 factor    ordered int32 (0 or 1) | nlevels int32 |
@@ -115,13 +115,13 @@ read_exchange_input <- function(path) {
   version <- read_int32(con)
   if (version != EXCHANGE_VERSION) {
     stop(sprintf(paste0("input file uses exchange format version %d, but this script reads ",
-                        "version %d; mlflowreg_pyfunc.py and mlflowreg_predict.R come from ",
+                        "version %d. mlflowreg_pyfunc.py and mlflowreg_predict.R come from ",
                         "different mlflowreg releases, so save the model again"),
                  version, EXCHANGE_VERSION))
   }
   kind <- read_int32(con)
   if (kind != KIND_DATA_FRAME) {
-    stop(sprintf("input file holds kind %d, but the model input must be a data frame (kind %d)",
+    stop(sprintf("input file contains kind %d, but the model input must be a data frame (kind %d)",
                  kind, KIND_DATA_FRAME))
   }
   nrow <- read_int32(con)
@@ -170,7 +170,8 @@ write_column <- function(con, name, values, nrow) {
   write_strings(con, name, name)
 
   if (!is.null(dim(values))) {
-    stop(sprintf("column '%s' is a matrix or array; return it as separate columns", name))
+    stop(sprintf(paste0("column '%s' is a matrix or array. Return its columns as ",
+                        "separate data frame columns"), name))
   }
   if (length(values) != nrow) {
     stop(sprintf("column '%s' has %d values, but the result has %d rows",
@@ -188,7 +189,7 @@ write_column <- function(con, name, values, nrow) {
     # Classed vectors such as Date or POSIXct are numbers with a meaning that
     # pandas would not see, so they are rejected instead of sent as numbers.
     stop(sprintf(paste0("column '%s' has class '%s', which the exchange format does not ",
-                        "support; convert it to a factor, character, numeric or logical ",
+                        "support. Convert it to a factor, character, numeric or logical ",
                         "vector in the model"),
                  name, paste(class(values), collapse = "/")))
   } else if (is.logical(values)) {
@@ -205,7 +206,7 @@ write_column <- function(con, name, values, nrow) {
     write_strings(con, values, name)
   } else {
     stop(sprintf(paste0("column '%s' has R type '%s', which the exchange format does not ",
-                        "support; return logical, integer, double, character or factor values"),
+                        "support. Return logical, integer, double, character or factor values"),
                  name, typeof(values)))
   }
 }
@@ -227,7 +228,7 @@ write_exchange_result <- function(path, result) {
     names <- ""
     nrow <- length(result)
   } else {
-    stop(sprintf(paste0("the model returned an object of class '%s'; return an atomic ",
+    stop(sprintf(paste0("the model returned an object of class '%s'. Return an atomic ",
                         "vector, a matrix or a data frame"),
                  paste(class(result), collapse = "/")))
   }
@@ -250,7 +251,7 @@ write_exchange_result <- function(path, result) {
 load_crate <- function(path) {
   model <- unserialize(readRDS(path))
   if (!is.function(model)) {
-    stop(sprintf("the crate file '%s' holds an object of class '%s' instead of a function",
+    stop(sprintf("the crate file '%s' contains an object of class '%s' instead of a function",
                  path, paste(class(model), collapse = "/")))
   }
   model

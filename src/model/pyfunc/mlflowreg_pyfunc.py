@@ -6,7 +6,9 @@ path of ``crate.bin``. Each ``predict`` call writes the input to a file, runs
 ``Rscript --vanilla mlflowreg_predict.R <crate> <input> <output> <error>``
 and reads the R result back from the output file. ``mlflowreg_predict.R``
 is taken from the model's ``code`` directory, and both files must speak the
-same exchange format.
+same exchange format. Because of ``--vanilla``, R reads no ``~/.Rprofile`` or
+``~/.Renviron``, so packages that the crate needs must be installed in R's
+default library paths or in a directory named by ``R_LIBS`` in the environment.
 
 Exchange format, version 1 (the same layout in both directions):
 
@@ -21,7 +23,7 @@ Exchange format, version 1 (the same layout in both directions):
     type      = int32 R type code, and values depends on it:
         1 logical   nrow int32 (0 FALSE, 1 TRUE, -2^31 NA)
         2 integer   nrow int32 (-2^31 is NA, as in R)
-        3 double    nrow IEEE 754 float64, bits unchanged; NA is R's NA_real_
+        3 double    nrow IEEE 754 float64 with bits unchanged, and NA is R's NA_real_
                     (bits 0x7FF00000000007A2)
         4 character a character block with nrow elements
         5 factor    ordered int32 (0 or 1) | nlevels int32 |
@@ -99,8 +101,8 @@ class _RCrateModel:
         """
         if params:
             raise ValueError(
-                f"params are not supported by R crate models, but got {sorted(params)}; "
-                "call predict without params."
+                f"params are not supported by R crate models, but got {sorted(params)}. "
+                "Call predict without params."
             )
         frame = _to_data_frame(model_input)
         payload = _encode_data_frame(frame)
@@ -151,8 +153,8 @@ def _load_pyfunc(data_path, model_config=None):
         if os.path.isfile(script_path):
             return _RCrateModel(crate_path, script_path)
     raise FileNotFoundError(
-        f"{_R_SCRIPT_NAME} not found at {' or '.join(candidates)}; "
-        "the model's code directory is incomplete, so save the model again."
+        f"{_R_SCRIPT_NAME} not found at {' or '.join(candidates)}. "
+        "The model's code directory is incomplete, so save the model again."
     )
 
 
@@ -165,22 +167,22 @@ def _find_rscript():
     if configured:
         if not os.path.isfile(configured):
             raise FileNotFoundError(
-                f"{RSCRIPT_ENV} is set to {configured!r}, but no file exists there; "
-                f"set {RSCRIPT_ENV} to the path of the Rscript executable, "
+                f"{RSCRIPT_ENV} is set to {configured!r}, but no file exists there. "
+                f"Set {RSCRIPT_ENV} to the path of the Rscript executable, "
                 "or unset it to search PATH."
             )
         if not os.access(configured, os.X_OK):
             raise PermissionError(
-                f"{RSCRIPT_ENV} is set to {configured!r}, but that file is not executable; "
-                f"set {RSCRIPT_ENV} to the path of the Rscript executable."
+                f"{RSCRIPT_ENV} is set to {configured!r}, but that file is not executable. "
+                f"Set {RSCRIPT_ENV} to the path of the Rscript executable."
             )
         return configured
 
     found = shutil.which("Rscript")
     if found is None:
         raise FileNotFoundError(
-            "Rscript was not found on PATH and MLFLOWREG_RSCRIPT is not set; "
-            "install R or set MLFLOWREG_RSCRIPT to the path of the Rscript executable."
+            "Rscript was not found on PATH and MLFLOWREG_RSCRIPT is not set. "
+            "Install R or set MLFLOWREG_RSCRIPT to the path of the Rscript executable."
         )
     return found
 
@@ -224,8 +226,8 @@ def _run_rscript(command, work_dir, timeout, error_path):
         _kill_process_group(process)
         process.communicate()
         raise TimeoutError(
-            f"Rscript did not finish within {timeout:g} seconds and was killed; "
-            f"set {TIMEOUT_ENV} to allow more time."
+            f"Rscript timed out after {timeout:g} seconds and was killed. "
+            f"Set {TIMEOUT_ENV} to allow more time."
         ) from None
     except BaseException:
         _kill_process_group(process)
@@ -337,7 +339,7 @@ def _encode_column(name, series):
         values = series.to_numpy(dtype=object, na_value=None).tolist()
         return [_pack_int32(_TYPE_CHARACTER), _encode_strings(values, name)]
     raise TypeError(
-        f"column {name!r} has dtype {dtype}, which cannot be sent to R; supported are "
+        f"column {name!r} has dtype {dtype}, which cannot be sent to R. Supported are "
         "float, integer, bool, string (object of str) and categorical columns."
     )
 
@@ -358,7 +360,7 @@ def _convert_object_column(name, series):
     if inferred in ("floating", "mixed-integer-float"):
         return series.astype("float64")
     raise TypeError(
-        f"column {name!r} is an object column with values of kind {inferred!r}; "
+        f"column {name!r} is an object column with values of kind {inferred!r}. "
         "R needs one type per column, so convert it to str, bool, int or float."
     )
 
@@ -413,7 +415,7 @@ def _encode_factor(name, series):
     if len(set(levels)) != len(levels):
         raise ValueError(
             f"categorical column {name!r} has categories that are equal as text, but "
-            "R factor levels must be unique; rename the categories."
+            "R factor levels must be unique. Rename the categories."
         )
     codes = series.cat.codes.to_numpy().astype(_INT32)
     codes = np.where(codes < 0, _R_NA_INTEGER, codes + 1).astype(_INT32)
@@ -436,14 +438,14 @@ def _encode_strings(values, name):
             continue
         if not isinstance(value, str):
             raise TypeError(
-                f"column {name!r} holds {type(value).__name__} value {value!r} at row "
-                f"{index} among strings; R needs one type per column."
+                f"column {name!r} contains {type(value).__name__} value {value!r} at row "
+                f"{index} among strings, but R needs one type per column."
             )
         encoded = value.encode("utf-8")
         if b"\x00" in encoded:
             raise ValueError(
-                f"column {name!r} holds a string with a NUL character at row {index}, "
-                "which R strings cannot contain."
+                f"column {name!r} contains a string with a NUL character at row {index}, "
+                "but R strings cannot contain NUL."
             )
         lengths[index] = _check_int32_count(len(encoded), "bytes in one string")
         encoded_values.append(encoded)
@@ -454,10 +456,10 @@ def _pack_int32(value):
     return struct.pack("<i", value)
 
 
-def _check_int32_count(count, what):
+def _check_int32_count(count, item_name):
     if count > _R_INTEGER_MAX:
         raise ValueError(
-            f"the exchange with R holds at most {_R_INTEGER_MAX} {what}, but got {count}."
+            f"the exchange with R allows at most {_R_INTEGER_MAX} {item_name}, but got {count}."
         )
     return count
 
@@ -515,7 +517,7 @@ def _decode_exchange(data):
     if version != _FORMAT_VERSION:
         raise ValueError(
             f"R result uses exchange format version {version}, but this loader reads "
-            f"version {_FORMAT_VERSION}; {_R_SCRIPT_NAME} and mlflowreg_pyfunc.py "
+            f"version {_FORMAT_VERSION}. {_R_SCRIPT_NAME} and mlflowreg_pyfunc.py "
             "come from different mlflowreg releases, so save the model again."
         )
 
