@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Run all of mlflowreg's tests against two local MLflow servers:
+#   1. scripts/setup.sh (Debian packages for R, the Python venv .venv)
+#   2. start the MLflow test servers (scripts/test-servers.sh), stopped again on exit
+#   3. cargo test --release --workspace
+#   4. R CMD INSTALL of rpkg/ into target/R-library
+#   5. the R package's testthat suite (rpkg/tests/testthat)
+#   6. pytest on tests/python
+#
+# A failing test step does not stop the later ones. The script exits non-zero
+# when any step failed. A failure of setup or of the server start ends the run
+# at once, because no test can pass without them. pytest runs last and prints
+# the run's last line ("N passed ..."), which CI reads, so the summary of the
+# earlier steps comes before it.
+#
+# Tests find the servers through MLFLOWREG_TEST_TRACKING_URI (plain MLflow
+# registry) and MLFLOWREG_TEST_STRICT_URI (strict registry fixture).
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT" || exit 1
+
+R_LIBRARY="$ROOT/target/R-library"
+FAILED_STEPS=()
+
+export MLFLOW_DISABLE_TELEMETRY=true
+export DO_NOT_TRACK=true
+
+# rustup puts cargo in ~/.cargo/bin, which a non-login shell may lack on PATH.
+if ! command -v cargo >/dev/null && [ -x "$HOME/.cargo/bin/cargo" ]; then
+  export PATH="$HOME/.cargo/bin:$PATH"
+fi
+
+announce() {
+  printf '\n==> %s\n' "$*"
+}
+
+# Run a test step: announce it, run it, and record it in FAILED_STEPS when it
+# exits non-zero. Return the step's exit status.
+run_step() {
+  local name=$1 started=$SECONDS status=0
+  shift
+  announce "$name"
+  "$@" || status=$?
+  if [ "$status" -eq 0 ]; then
+    printf '==> %s: passed (%d s)\n' "$name" "$((SECONDS - started))"
+  else
+    printf '==> %s: FAILED with exit status %d (%d s)\n' "$name" "$status" "$((SECONDS - started))"
+    FAILED_STEPS+=("$name (exit status $status)")
+  fi
+  return "$status"
+}
+
+# Quiet on success, so that pytest's summary stays the last line of the run.
+# shellcheck disable=SC2317  # called from the EXIT trap
+stop_servers() {
+  local output
+  if ! output="$(bash "$ROOT/scripts/test-servers.sh" stop 2>&1)"; then
+    printf '%s\n' "$output" >&2
+    printf 'test.sh: error: stopping the MLflow test servers failed\n' >&2
+  fi
+}
+
+announce "setup (scripts/setup.sh)"
+bash "$ROOT/scripts/setup.sh" || {
+  printf 'test.sh: error: scripts/setup.sh failed, no tests were run\n' >&2
+  exit 1
+}
+
+# Stop the servers on every exit. The INT and TERM traps turn Ctrl-C and kill
+# into a normal exit so that the EXIT trap runs. The servers run in their own
+# sessions, so Ctrl-C in this terminal does not reach them.
+trap stop_servers EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+announce "start MLflow test servers (scripts/test-servers.sh start)"
+bash "$ROOT/scripts/test-servers.sh" start || {
+  printf 'test.sh: error: the MLflow test servers did not start, no tests were run\n' >&2
+  exit 1
+}
+set -a
+# shellcheck source=/dev/null
+source "$ROOT/.test-servers/env"
+set +a
+printf 'MLFLOWREG_TEST_TRACKING_URI=%s\nMLFLOWREG_TEST_STRICT_URI=%s\n' \
+  "$MLFLOWREG_TEST_TRACKING_URI" "$MLFLOWREG_TEST_STRICT_URI"
+
+run_step "cargo test --release --workspace" cargo test --release --workspace
+
+# The R steps start R from this shell, not from Python, and R code should not
+# start Python: R puts /usr/lib/x86_64-linux-gnu on LD_LIBRARY_PATH, and a
+# pyenv Python started with that setting fails to import modules such as ssl.
+# Tests that need both languages start R from Python (tests/python/conftest.py).
+mkdir -p "$R_LIBRARY"
+if run_step "R CMD INSTALL rpkg" R CMD INSTALL --library="$R_LIBRARY" rpkg; then
+  # testthat 3 (Debian 12 ships 3.1.6): with stop_on_failure = TRUE, test_dir()
+  # raises an error after a failing test, so Rscript exits non-zero.
+  run_step "R testthat (rpkg/tests/testthat)" env R_LIBS="$R_LIBRARY" Rscript -e \
+    'testthat::test_dir("rpkg/tests/testthat", package = "mlflowreg", load_package = "installed", stop_on_failure = TRUE)'
+else
+  announce "R testthat (rpkg/tests/testthat)"
+  printf '==> R testthat: not run, because R CMD INSTALL failed\n'
+  FAILED_STEPS+=("R testthat (not run: R CMD INSTALL failed)")
+fi
+
+announce "summary of the steps before pytest"
+if [ "${#FAILED_STEPS[@]}" -eq 0 ]; then
+  printf 'All steps before pytest passed.\n'
+else
+  printf 'Failed steps (this script exits non-zero after pytest):\n'
+  printf '  - %s\n' "${FAILED_STEPS[@]}"
+fi
+
+# Not through run_step, which would print a line after pytest's summary.
+announce "pytest tests/python"
+pytest_status=0
+"$ROOT/.venv/bin/pytest" -q tests/python || pytest_status=$?
+
+if [ "${#FAILED_STEPS[@]}" -ne 0 ]; then
+  exit 1
+fi
+exit "$pytest_status"
