@@ -22,9 +22,11 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
-STATE_DIR="$ROOT/.test-servers"
+# MLFLOWREG_SERVER_STATE_DIR and MLFLOWREG_SERVERS (names separated by spaces)
+# let scripts/quickstart.sh run only the plain server in a folder of its own.
+STATE_DIR="${MLFLOWREG_SERVER_STATE_DIR:-$ROOT/.test-servers}"
 ENV_FILE="$STATE_DIR/env"
-SERVER_NAMES=(plain strict)
+read -r -a SERVER_NAMES <<<"${MLFLOWREG_SERVERS:-plain strict}"
 # Shared by both servers. Starting both (imports and SQLite migrations) took
 # 7 to 10 s on the 2-core development machine.
 START_TIMEOUT_SECONDS=90
@@ -245,8 +247,12 @@ start_all() {
   done
 
   {
-    printf 'MLFLOWREG_TEST_TRACKING_URI=http://127.0.0.1:%s\n' "$(cat "$(server_dir plain)/port")"
-    printf 'MLFLOWREG_TEST_STRICT_URI=http://127.0.0.1:%s\n' "$(cat "$(server_dir strict)/port")"
+    if [ -f "$(server_dir plain)/port" ]; then
+      printf 'MLFLOWREG_TEST_TRACKING_URI=http://127.0.0.1:%s\n' "$(cat "$(server_dir plain)/port")"
+    fi
+    if [ -f "$(server_dir strict)/port" ]; then
+      printf 'MLFLOWREG_TEST_STRICT_URI=http://127.0.0.1:%s\n' "$(cat "$(server_dir strict)/port")"
+    fi
   } >"$ENV_FILE.tmp"
   mv "$ENV_FILE.tmp" "$ENV_FILE"
   log "wrote $ENV_FILE"
