@@ -20,7 +20,11 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 1
 
-R_LIBRARY="$ROOT/target/R-library"
+# Both can be moved, so that two test runs on one machine do not share
+# servers or an R library.
+R_LIBRARY="${MLFLOWREG_R_LIBRARY:-$ROOT/target/R-library}"
+export MLFLOWREG_R_LIBRARY="$R_LIBRARY"
+SERVER_STATE_DIR="${MLFLOWREG_SERVER_STATE_DIR:-$ROOT/.test-servers}"
 FAILED_STEPS=()
 
 export MLFLOW_DISABLE_TELEMETRY=true
@@ -81,7 +85,7 @@ bash "$ROOT/scripts/test-servers.sh" start || {
 }
 set -a
 # shellcheck source=/dev/null
-source "$ROOT/.test-servers/env"
+source "$SERVER_STATE_DIR/env"
 set +a
 printf 'MLFLOWREG_TEST_TRACKING_URI=%s\nMLFLOWREG_TEST_STRICT_URI=%s\n' \
   "$MLFLOWREG_TEST_TRACKING_URI" "$MLFLOWREG_TEST_STRICT_URI"

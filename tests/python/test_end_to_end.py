@@ -18,7 +18,7 @@ from mlflow import MlflowClient
 
 from conftest import REPO_ROOT, find_rscript
 
-R_LIBRARY = REPO_ROOT / "target" / "R-library"
+R_LIBRARY = Path(os.environ.get("MLFLOWREG_R_LIBRARY", REPO_ROOT / "target" / "R-library"))
 
 # Logs and registers an lm on mtcars, then writes mtcars and R's own
 # predictions (full precision) next to the output file.
