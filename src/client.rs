@@ -94,9 +94,9 @@ impl Client {
         url
     }
 
-    /// Calls `api/2.0/mlflow/<endpoint>`. GET and DELETE send `body`'s
-    /// fields as the query string (arrays as repeated keys); other methods
-    /// send it as JSON.
+    /// Calls `api/2.0/mlflow/<endpoint>`. GET sends `body`'s fields as the
+    /// query string (arrays as repeated keys); other methods, DELETE
+    /// included, send it as JSON, as the MLflow server reads them.
     pub fn call(&self, method: Method, endpoint: &str, body: &Value) -> Result<Value> {
         self.call_api("api/2.0/mlflow", method, endpoint, body)
     }
@@ -104,7 +104,7 @@ impl Client {
     /// Like [`Client::call`] under another API prefix, such as `api/3.0/mlflow`.
     pub fn call_api(&self, prefix: &str, method: Method, endpoint: &str, body: &Value) -> Result<Value> {
         let mut url = self.url(&format!("{prefix}/{endpoint}"));
-        if method == Method::GET || method == Method::DELETE {
+        if method == Method::GET {
             append_query(&mut url, body);
             self.http.send_json(method, &url, None)
         } else {

@@ -71,6 +71,15 @@ pub enum Error {
         route: String,
     },
 
+    /// A registry object does not exist, where the server reports that with
+    /// a status other than 404 (MLflow answers 400 for a missing alias).
+    #[error("{0}")]
+    NotFound(String),
+
+    /// No artifact is stored at a path.
+    #[error("no artifact at {uri}")]
+    ArtifactNotFound { uri: String },
+
     /// A model version stayed out of `READY`.
     #[error("model version {name} version {version} is {status}: {message}")]
     Registration {
@@ -80,9 +89,27 @@ pub enum Error {
         message: String,
     },
 
+    /// A model breaks a registry's acceptance rules; nothing was created.
+    #[error("{}", validation_message(.source_uri, .profile, .problems))]
+    Validation {
+        source_uri: String,
+        profile: String,
+        problems: Vec<crate::validate::Problem>,
+    },
+
     /// A feature the crate does not implement yet.
     #[error("{0} is not supported yet")]
     Unsupported(String),
+}
+
+fn validation_message(source: &str, profile: &str, problems: &[crate::validate::Problem]) -> String {
+    let mut message = format!(
+        "the model at {source} would be rejected by the registry ({profile} rules), so no version was created:"
+    );
+    for problem in problems {
+        message.push_str(&format!("\n- {}: {}; fix: {}", problem.field, problem.problem, problem.fix));
+    }
+    message
 }
 
 fn api_message(status: &u16, code: &str, message: &str, method: &str, route: &str) -> String {
@@ -100,12 +127,13 @@ impl Error {
             Error::Parse { .. } => "parse",
             Error::Configuration(_) => "configuration",
             Error::Unreachable { .. } => "unreachable",
-            Error::Api { status: 404, .. } => "not_found",
+            Error::Api { status: 404, .. } | Error::ArtifactNotFound { .. } | Error::NotFound(_) => "not_found",
             Error::Api { error_code, .. } if error_code == "RESOURCE_ALREADY_EXISTS" => {
                 "already_exists"
             }
             Error::Api { .. } => "api",
             Error::Registration { .. } => "registration",
+            Error::Validation { .. } => "validation",
             Error::Unsupported(_) => "unsupported",
         }
     }

@@ -11,7 +11,8 @@
 //!   retry policy and MLflow error decoding.
 //! - [`client`], [`tracking`], [`registry`]: the MLflow REST API.
 //! - [`artifacts`]: artifact stores (proxied `mlflow-artifacts`, local files).
-//! - [`pipeline`]: log, register and download, composed from the above.
+//! - [`validate`]: registry acceptance rules checked before registering.
+//! - [`pipeline`]: log, register, repair and download, composed from the above.
 
 pub mod artifacts;
 pub mod client;
@@ -22,6 +23,7 @@ pub mod pipeline;
 pub mod registry;
 pub mod tracking;
 pub mod uri;
+pub mod validate;
 
 mod serde_util;
 

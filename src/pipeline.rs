@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::model::{format_utc, save_crate_model, MlModel, SaveOptions, MLMODEL_FILE};
 use crate::registry::{ModelVersion, NewModelVersion, REGISTRATION_POLL_SECS};
 use crate::uri::{check_relative, join_artifact_path, ModelUri, VersionSelector};
+use crate::validate::{self, Profile};
 
 /// What [`log_model_dir`] and [`log_crate_model`] return.
 #[derive(Debug, Clone, Serialize)]
@@ -185,19 +186,107 @@ pub fn download_model_local(path: &Path, model_uri: &str) -> Result<PathBuf> {
     Ok(path.to_path_buf())
 }
 
+/// Reads the `MLmodel` of the model at `model_uri` without downloading the
+/// rest of it. `client` may be `None` for a local path.
+pub fn read_model_mlmodel(client: Option<&Client>, model_uri: &str) -> Result<MlModel> {
+    let location = match (ModelUri::parse(model_uri)?, client) {
+        (ModelUri::Local(path), _) => ModelLocation::Local(path),
+        (_, Some(client)) => resolve_model_uri(client, model_uri)?,
+        (_, None) => {
+            return Err(Error::Configuration(format!(
+                "reading {model_uri} needs a tracking server; set MLFLOW_TRACKING_URI"
+            )))
+        }
+    };
+    read_mlmodel_at(client, &location, model_uri)
+}
+
+fn read_mlmodel_at(client: Option<&Client>, location: &ModelLocation, model_uri: &str) -> Result<MlModel> {
+    let no_mlmodel = |place: &str| {
+        Error::invalid(
+            "model source",
+            model_uri,
+            format!("{place} has no MLmodel file, so it is not an MLflow model; give the folder the model was logged to"),
+        )
+    };
+    match location {
+        ModelLocation::Local(path) => {
+            if !path.join(MLMODEL_FILE).is_file() {
+                return Err(no_mlmodel(&path.display().to_string()));
+            }
+            MlModel::read_dir(path)
+        }
+        ModelLocation::Remote { artifact_uri, .. } => {
+            let client = client.expect("remote locations come from a client");
+            let repo = artifacts::open(client, artifact_uri)?;
+            let scratch = tempfile::tempdir().map_err(|err| Error::io("creating a temporary directory in", std::env::temp_dir(), err))?;
+            let local = scratch.path().join(MLMODEL_FILE);
+            match repo.download_file(MLMODEL_FILE, &local) {
+                Ok(()) => {}
+                Err(err) if err.is_not_found() => return Err(no_mlmodel(artifact_uri)),
+                Err(err) => return Err(err),
+            }
+            let text = std::fs::read_to_string(&local).map_err(|err| Error::io("reading", &local, err))?;
+            MlModel::from_yaml(&text, &format!("{artifact_uri}/{MLMODEL_FILE}"))
+        }
+    }
+}
+
+/// The validation profile for a client: `None` skips validation, and
+/// `Some(None)` picks the profile from the tracking URI.
+fn preflight(client: &Client, location: &ModelLocation, model_uri: &str, profile: Option<Option<Profile>>) -> Result<()> {
+    let Some(profile) = profile else {
+        return Ok(());
+    };
+    let profile = profile.unwrap_or_else(|| Profile::for_tracking_uri(client.tracking_uri()));
+    let model = read_mlmodel_at(Some(client), location, model_uri)?;
+    validate::require(&model, profile, model_uri)
+}
+
+/// Creates a version of the registered model `name` from `source` after
+/// checking its `MLmodel` against `profile` (see [`register_model`]), and
+/// waits up to `await_for` for it to be READY.
+pub fn create_model_version(
+    client: &Client,
+    name: &str,
+    source: &str,
+    extra: &NewModelVersion,
+    await_for: Duration,
+    profile: Option<Option<Profile>>,
+) -> Result<ModelVersion> {
+    let location = resolve_model_uri(client, source)?;
+    preflight(client, &location, source, profile)?;
+    let version = client.create_model_version(name, source, extra)?;
+    wait(client, version, await_for)
+}
+
+fn wait(client: &Client, version: ModelVersion, await_for: Duration) -> Result<ModelVersion> {
+    if await_for.is_zero() {
+        return Ok(version);
+    }
+    client.wait_for_model_version(version, await_for, Duration::from_secs(REGISTRATION_POLL_SECS))
+}
+
 /// Registers the model at `model_uri` as a new version of `name`, like
-/// Python's `mlflow.register_model`: creates the registered model when it
-/// is missing, resolves `runs:/` URIs to the artifact URI the server
-/// accepts, and waits up to `await_for` for the version to become READY
-/// (no wait when `await_for` is zero).
+/// Python's `mlflow.register_model`: checks its `MLmodel` against the
+/// registry's rules, creates the registered model when it is missing,
+/// resolves `runs:/` URIs to the artifact URI the server accepts, and waits
+/// up to `await_for` for the version to become READY (no wait when
+/// `await_for` is zero).
+///
+/// `profile` is `None` to skip the check, `Some(None)` to pick the rules
+/// from the tracking URI ([`Profile::for_tracking_uri`]), or a profile.
 pub fn register_model(
     client: &Client,
     model_uri: &str,
     name: &str,
     mut extra: NewModelVersion,
     await_for: Duration,
+    profile: Option<Option<Profile>>,
 ) -> Result<ModelVersion> {
-    let source = match resolve_model_uri(client, model_uri)? {
+    let location = resolve_model_uri(client, model_uri)?;
+    preflight(client, &location, model_uri, profile)?;
+    let source = match location {
         ModelLocation::Local(path) => std::fs::canonicalize(&path)
             .map_err(|err| Error::io("resolving", &path, err))?
             .display()
@@ -211,8 +300,110 @@ pub fn register_model(
     };
     client.ensure_registered_model(name)?;
     let version = client.create_model_version(name, &source, &extra)?;
-    if await_for.is_zero() {
-        return Ok(version);
+    wait(client, version, await_for)
+}
+
+/// What [`repair_model`] did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RepairedModel {
+    /// The artifact URI to register, the same folder the model was in.
+    pub source: String,
+    pub run_id: Option<String>,
+    /// Paths, relative to the model folder, that were uploaded; empty when
+    /// the model needed no change.
+    pub uploaded: Vec<String>,
+}
+
+/// Adds the `python_function` flavor and its loader files to an R `crate`
+/// model that R mlflow logged, in place, so strict registries accept it.
+///
+/// Only files that are missing or differ are uploaded, and `MLmodel` last,
+/// so running it again uploads nothing. Works on logged models (`runs:/`,
+/// artifact URIs, `models:/`) and on local model directories.
+pub fn repair_model(client: Option<&Client>, model_uri: &str) -> Result<RepairedModel> {
+    let location = match (ModelUri::parse(model_uri)?, client) {
+        (ModelUri::Local(path), _) => ModelLocation::Local(path),
+        (_, Some(client)) => resolve_model_uri(client, model_uri)?,
+        (_, None) => {
+            return Err(Error::Configuration(format!(
+                "repairing {model_uri} needs a tracking server; set MLFLOW_TRACKING_URI"
+            )))
+        }
+    };
+    let mut mlmodel = read_mlmodel_at(client, &location, model_uri)?;
+    let crate_flavor = mlmodel.crate_flavor()?.ok_or_else(|| {
+        Error::invalid(
+            "model URI",
+            model_uri,
+            "the model has no crate flavor, so it is not an R model this package can repair",
+        )
+    })?;
+    let python_version = mlmodel
+        .pyfunc_flavor()
+        .ok()
+        .flatten()
+        .and_then(|f| f.python_version)
+        .unwrap_or_else(|| crate::model::DEFAULT_PYTHON_VERSION.to_string());
+    let mut wanted = crate::model::pyfunc_support_files(&python_version);
+
+    let mut flavor = crate::model::pyfunc_flavor(&python_version);
+    flavor.data = Some(crate_flavor.model.clone());
+    let before = mlmodel.to_yaml()?;
+    mlmodel.set_flavor(crate::model::PYFUNC_FLAVOR, &flavor)?;
+    let after = mlmodel.to_yaml()?;
+    if before != after {
+        wanted.push((MLMODEL_FILE.to_string(), after));
     }
-    client.wait_for_model_version(version, await_for, Duration::from_secs(REGISTRATION_POLL_SECS))
+
+    match location {
+        ModelLocation::Local(path) => {
+            let mut uploaded = Vec::new();
+            for (relative, contents) in &wanted {
+                let target = path.join(relative);
+                if std::fs::read_to_string(&target).ok().as_deref() == Some(contents.as_str()) {
+                    continue;
+                }
+                write_atomically(&target, contents)?;
+                uploaded.push(relative.clone());
+            }
+            Ok(RepairedModel {
+                source: std::fs::canonicalize(&path).unwrap_or(path).display().to_string(),
+                run_id: mlmodel.run_id.clone(),
+                uploaded,
+            })
+        }
+        ModelLocation::Remote { artifact_uri, run_id } => {
+            let client = client.expect("remote locations come from a client");
+            let repo = artifacts::open(client, &artifact_uri)?;
+            let scratch = tempfile::tempdir().map_err(|err| Error::io("creating a temporary directory in", std::env::temp_dir(), err))?;
+            let mut uploaded = Vec::new();
+            // `wanted` ends with MLmodel when it changed, so it goes up last.
+            for (index, (relative, contents)) in wanted.iter().enumerate() {
+                let copy = scratch.path().join(format!("existing-{index}"));
+                let same = match repo.download_file(relative, &copy) {
+                    Ok(()) => std::fs::read(&copy).ok().as_deref() == Some(contents.as_bytes()),
+                    Err(err) if err.is_not_found() => false,
+                    Err(err) => return Err(err),
+                };
+                if !same {
+                    repo.upload_bytes(contents.as_bytes(), relative)?;
+                    uploaded.push(relative.clone());
+                }
+            }
+            Ok(RepairedModel {
+                source: artifact_uri,
+                run_id: run_id.or(mlmodel.run_id.clone()),
+                uploaded,
+            })
+        }
+    }
+}
+
+fn write_atomically(target: &Path, contents: &str) -> Result<()> {
+    let dir = target.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|err| Error::io("creating", dir, err))?;
+    let part = tempfile::NamedTempFile::new_in(dir).map_err(|err| Error::io("creating a file in", dir, err))?;
+    std::fs::write(part.path(), contents).map_err(|err| Error::io("writing", part.path(), err))?;
+    part.persist(target).map_err(|err| Error::io("renaming into", target, err.error))?;
+    Ok(())
 }

@@ -79,6 +79,13 @@ pub const READY: &str = "READY";
 /// Status of a version whose registration failed.
 pub const FAILED_REGISTRATION: &str = "FAILED_REGISTRATION";
 
+/// Stages a model version can be in.
+pub const STAGES: [&str; 4] = ["None", "Staging", "Production", "Archived"];
+
+/// Results asked for per search request; the MLflow server's registered
+/// model search accepts at most 1000.
+pub const SEARCH_PAGE_SIZE: usize = 1000;
+
 /// Seconds between two polls of a version that is not READY yet, as in
 /// Python mlflow.
 pub const REGISTRATION_POLL_SECS: u64 = 3;
@@ -137,7 +144,16 @@ impl Client {
     }
 
     pub fn get_model_version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion> {
-        let response = self.call(Method::GET, "registered-models/alias", &json!({ "name": name, "alias": alias }))?;
+        let response = self
+            .call(Method::GET, "registered-models/alias", &json!({ "name": name, "alias": alias }))
+            .map_err(|err| match err {
+                // MLflow 3.17 answers 400 INVALID_PARAMETER_VALUE for a missing alias.
+                Error::Api { status: 400, message, .. } if message.contains("not found") => Error::NotFound(format!(
+                    "registered model {name:?} has no alias {alias:?} ({message}); set it with \
+                     mlflow_set_registered_model_alias()"
+                )),
+                other => other,
+            })?;
         decode(response["model_version"].clone(), "registered-models/alias")
     }
 
@@ -152,6 +168,148 @@ impl Client {
             Some(list) => decode(list.clone(), "registered-models/get-latest-versions"),
             None => Ok(Vec::new()),
         }
+    }
+
+    pub fn rename_registered_model(&self, name: &str, new_name: &str) -> Result<RegisteredModel> {
+        let response = self.call(
+            Method::POST,
+            "registered-models/rename",
+            &json!({ "name": name, "new_name": new_name }),
+        )?;
+        decode(response["registered_model"].clone(), "registered-models/rename")
+    }
+
+    pub fn update_registered_model(&self, name: &str, description: &str) -> Result<RegisteredModel> {
+        let response = self.call(
+            Method::PATCH,
+            "registered-models/update",
+            &json!({ "name": name, "description": description }),
+        )?;
+        decode(response["registered_model"].clone(), "registered-models/update")
+    }
+
+    pub fn delete_registered_model(&self, name: &str) -> Result<()> {
+        self.call(Method::DELETE, "registered-models/delete", &json!({ "name": name }))
+            .map(drop)
+    }
+
+    pub fn set_registered_model_tag(&self, name: &str, key: &str, value: &str) -> Result<()> {
+        let body = json!({ "name": name, "key": key, "value": value });
+        self.call(Method::POST, "registered-models/set-tag", &body).map(drop)
+    }
+
+    pub fn delete_registered_model_tag(&self, name: &str, key: &str) -> Result<()> {
+        let body = json!({ "name": name, "key": key });
+        self.call(Method::DELETE, "registered-models/delete-tag", &body).map(drop)
+    }
+
+    /// Searches registered models, following `next_page_token` until
+    /// `max_results` models (all when `None`) have been read. Returns the
+    /// models and the token of the next page, if any is left.
+    pub fn search_registered_models(
+        &self,
+        filter: Option<&str>,
+        order_by: &[String],
+        max_results: Option<usize>,
+        page_token: Option<&str>,
+    ) -> Result<(Vec<RegisteredModel>, Option<String>)> {
+        self.search_pages("registered-models/search", "registered_models", filter, order_by, max_results, page_token)
+    }
+
+    /// Searches model versions, with the paging of [`Client::search_registered_models`].
+    pub fn search_model_versions(
+        &self,
+        filter: Option<&str>,
+        order_by: &[String],
+        max_results: Option<usize>,
+        page_token: Option<&str>,
+    ) -> Result<(Vec<ModelVersion>, Option<String>)> {
+        self.search_pages("model-versions/search", "model_versions", filter, order_by, max_results, page_token)
+    }
+
+    fn search_pages<T: serde::de::DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        field: &str,
+        filter: Option<&str>,
+        order_by: &[String],
+        max_results: Option<usize>,
+        page_token: Option<&str>,
+    ) -> Result<(Vec<T>, Option<String>)> {
+        let mut items: Vec<T> = Vec::new();
+        let mut token = page_token.map(str::to_string);
+        loop {
+            let wanted = max_results.map_or(SEARCH_PAGE_SIZE, |max| (max - items.len()).min(SEARCH_PAGE_SIZE));
+            let mut query = json!({ "max_results": wanted, "order_by": order_by });
+            if let Some(filter) = filter {
+                query["filter"] = json!(filter);
+            }
+            if let Some(token) = &token {
+                query["page_token"] = json!(token);
+            }
+            let response = self.call(Method::GET, endpoint, &query)?;
+            if let Some(page) = response.get(field) {
+                items.extend(decode::<Vec<T>>(page.clone(), endpoint)?);
+            }
+            token = response["next_page_token"].as_str().filter(|t| !t.is_empty()).map(str::to_string);
+            let full = max_results.is_some_and(|max| items.len() >= max);
+            if token.is_none() || full {
+                return Ok((items, token));
+            }
+        }
+    }
+
+    pub fn update_model_version(&self, name: &str, version: &str, description: &str) -> Result<ModelVersion> {
+        let body = json!({ "name": name, "version": version, "description": description });
+        let response = self.call(Method::PATCH, "model-versions/update", &body)?;
+        decode(response["model_version"].clone(), "model-versions/update")
+    }
+
+    pub fn delete_model_version(&self, name: &str, version: &str) -> Result<()> {
+        let body = json!({ "name": name, "version": version });
+        self.call(Method::DELETE, "model-versions/delete", &body).map(drop)
+    }
+
+    /// Moves a version to `stage` (one of [`STAGES`]), archiving the other
+    /// versions in that stage when `archive_existing_versions` is true.
+    pub fn transition_model_version_stage(
+        &self,
+        name: &str,
+        version: &str,
+        stage: &str,
+        archive_existing_versions: bool,
+    ) -> Result<ModelVersion> {
+        let Some(stage) = STAGES.iter().find(|s| s.eq_ignore_ascii_case(stage)) else {
+            return Err(Error::invalid("stage", stage, format!("use one of {}", STAGES.join(", "))));
+        };
+        let body = json!({
+            "name": name,
+            "version": version,
+            "stage": stage,
+            "archive_existing_versions": archive_existing_versions,
+        });
+        let response = self.call(Method::POST, "model-versions/transition-stage", &body)?;
+        decode(response["model_version"].clone(), "model-versions/transition-stage")
+    }
+
+    pub fn set_model_version_tag(&self, name: &str, version: &str, key: &str, value: &str) -> Result<()> {
+        let body = json!({ "name": name, "version": version, "key": key, "value": value });
+        self.call(Method::POST, "model-versions/set-tag", &body).map(drop)
+    }
+
+    pub fn delete_model_version_tag(&self, name: &str, version: &str, key: &str) -> Result<()> {
+        let body = json!({ "name": name, "version": version, "key": key });
+        self.call(Method::DELETE, "model-versions/delete-tag", &body).map(drop)
+    }
+
+    pub fn set_registered_model_alias(&self, name: &str, alias: &str, version: &str) -> Result<()> {
+        let body = json!({ "name": name, "alias": alias, "version": version });
+        self.call(Method::POST, "registered-models/alias", &body).map(drop)
+    }
+
+    pub fn delete_registered_model_alias(&self, name: &str, alias: &str) -> Result<()> {
+        let body = json!({ "name": name, "alias": alias });
+        self.call(Method::DELETE, "registered-models/alias", &body).map(drop)
     }
 
     /// Polls a version every `poll` until it is READY, for at most `timeout`.

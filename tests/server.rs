@@ -99,13 +99,13 @@ fn register_waits_and_resolves_runs_uri() {
         tags: vec![Tag::new("owner", "rust-test")],
         ..NewModelVersion::default()
     };
-    let version = pipeline::register_model(&client, &logged.model_uri, &name, extra, Duration::from_secs(60)).unwrap();
+    let version = pipeline::register_model(&client, &logged.model_uri, &name, extra, Duration::from_secs(60), Some(None)).unwrap();
     assert_eq!(version.version, "1");
     assert_eq!(version.status.as_deref(), Some("READY"));
     assert_eq!(version.run_id.as_deref(), Some(run_id.as_str()));
     assert_eq!(version.source.as_deref(), Some(logged.artifact_uri.as_str()));
 
-    let again = pipeline::register_model(&client, &logged.model_uri, &name, NewModelVersion::default(), Duration::ZERO).unwrap();
+    let again = pipeline::register_model(&client, &logged.model_uri, &name, NewModelVersion::default(), Duration::ZERO, Some(None)).unwrap();
     assert_eq!(again.version, "2", "an existing registered model is reused");
 
     let fetched = client.get_model_version(&name, "1").unwrap();
@@ -160,7 +160,8 @@ fn strict_registry_rejects_crate_only_model() {
     let ours = pipeline::log_crate_model(&client, &run_id, "ours", &serialized_null()).unwrap();
     let name = unique("rust-strict");
 
-    let err = pipeline::register_model(&client, &old.model_uri, &name, NewModelVersion::default(), Duration::ZERO)
+    // Skip the preflight check, so the server's own rejection is what we see.
+    let err = pipeline::register_model(&client, &old.model_uri, &name, NewModelVersion::default(), Duration::ZERO, None)
         .unwrap_err();
     assert_eq!(err.status(), Some(400));
     assert_eq!(err.error_code(), Some("INVALID_PARAMETER_VALUE"));
@@ -169,7 +170,7 @@ fn strict_registry_rejects_crate_only_model() {
         "{err}"
     );
 
-    let version = pipeline::register_model(&client, &ours.model_uri, &name, NewModelVersion::default(), Duration::from_secs(60)).unwrap();
+    let version = pipeline::register_model(&client, &ours.model_uri, &name, NewModelVersion::default(), Duration::from_secs(60), Some(None)).unwrap();
     assert_eq!(version.status.as_deref(), Some("READY"));
 }
 
@@ -197,4 +198,39 @@ fn closed_port_is_unreachable_error() {
     let message = err.to_string();
     assert!(message.contains("http://127.0.0.1:9/api/2.0/mlflow/runs/get"), "{message}");
     assert!(message.contains("from the test"), "{message}");
+}
+
+#[test]
+fn preflight_then_repair_crate_only_model() {
+    use mlflowreg::validate::Profile;
+
+    let client = server("MLFLOWREG_TEST_STRICT_URI");
+    let run_id = new_run(&client);
+    let dir = tempfile::tempdir().unwrap();
+    let crate_only = dir.path().join("crate-only");
+    std::fs::create_dir(&crate_only).unwrap();
+    rds::write_crate_file(&crate_only.join("crate.bin"), &serialized_null()).unwrap();
+    std::fs::write(crate_only.join("MLmodel"), "flavors:\n  crate:\n    version: 0.1.0\n    model: crate.bin\n").unwrap();
+    let logged = pipeline::log_model_dir(&client, &run_id, &crate_only, "model").unwrap();
+    let name = unique("rust-repair");
+
+    let err = pipeline::register_model(&client, &logged.model_uri, &name, NewModelVersion::default(), Duration::ZERO, Some(Some(Profile::AzureMl)))
+        .unwrap_err();
+    assert_eq!(err.kind(), "validation");
+    assert!(err.to_string().contains("flavors.python_function"), "{err}");
+    assert!(client.get_registered_model(&name).unwrap_err().is_not_found(), "nothing registered");
+
+    let repaired = pipeline::repair_model(Some(&client), &logged.model_uri).unwrap();
+    assert_eq!(repaired.source, logged.artifact_uri);
+    assert_eq!(repaired.uploaded.last().map(String::as_str), Some("MLmodel"));
+    assert!(repaired.uploaded.contains(&"code/mlflowreg_pyfunc.py".to_string()));
+    let again = pipeline::repair_model(Some(&client), &logged.model_uri).unwrap();
+    assert!(again.uploaded.is_empty(), "{:?}", again.uploaded);
+
+    let mlmodel = pipeline::read_model_mlmodel(Some(&client), &logged.model_uri).unwrap();
+    assert_eq!(mlmodel.pyfunc_flavor().unwrap().unwrap().loader_module, "mlflowreg_pyfunc");
+    assert!(mlmodel.crate_flavor().unwrap().is_some());
+    let version = pipeline::register_model(&client, &logged.model_uri, &name, NewModelVersion::default(), Duration::from_secs(60), Some(Some(Profile::AzureMl)))
+        .unwrap();
+    assert_eq!(version.status.as_deref(), Some("READY"));
 }

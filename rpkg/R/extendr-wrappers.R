@@ -38,15 +38,24 @@ get_registered_model_ <- function(tracking_uri, origin, name) {
   .Call(wrap__get_registered_model_, tracking_uri, origin, name)
 }
 create_model_version_ <- function(tracking_uri, origin, name, source, run_id, tags_json, run_link,
-                                  description, await_secs) {
+                                  description, await_secs, profile) {
   .Call(wrap__create_model_version_, tracking_uri, origin, name, source, run_id, tags_json,
-    run_link, description, await_secs)
+    run_link, description, await_secs, profile)
 }
 get_model_version_ <- function(tracking_uri, origin, name, version) {
   .Call(wrap__get_model_version_, tracking_uri, origin, name, version)
 }
-register_model_ <- function(tracking_uri, origin, model_uri, name, tags_json, await_secs) {
-  .Call(wrap__register_model_, tracking_uri, origin, model_uri, name, tags_json, await_secs)
+register_model_ <- function(tracking_uri, origin, model_uri, name, tags_json, await_secs, profile) {
+  .Call(wrap__register_model_, tracking_uri, origin, model_uri, name, tags_json, await_secs, profile)
+}
+validate_model_ <- function(tracking_uri, origin, model_uri, profile) {
+  .Call(wrap__validate_model_, tracking_uri, origin, model_uri, profile)
+}
+repair_model_ <- function(tracking_uri, origin, model_uri) {
+  .Call(wrap__repair_model_, tracking_uri, origin, model_uri)
+}
+registry_ <- function(tracking_uri, origin, operation, args_json) {
+  .Call(wrap__registry_, tracking_uri, origin, operation, args_json)
 }
 download_model_ <- function(tracking_uri, origin, model_uri, dest) {
   .Call(wrap__download_model_, tracking_uri, origin, model_uri, dest)

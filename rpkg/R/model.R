@@ -80,7 +80,7 @@ mlflow_log_model <- function(model, artifact_path, ..., registered_model_name = 
   if (!is.null(registered_model_name)) {
     result$model_version <- new_model_version(rust_call(
       register_model_, client, logged$model_uri, registered_model_name, "",
-      as.numeric(await_registration_for)
+      as.numeric(await_registration_for), ""
     ))
   }
   invisible(structure(result, class = "mlflow_logged_model"))

@@ -5,7 +5,30 @@ new_model_version <- function(version) {
 }
 
 new_registered_model <- function(model) {
+  model$latest_versions <- lapply(model$latest_versions, new_model_version)
   structure(model, class = "mlflow_registered_model")
+}
+
+# Runs a registry operation of the Rust core with named arguments; NULL
+# arguments are left out.
+registry_call <- function(operation, client, ..., call = rlang::caller_env()) {
+  args <- Filter(Negate(is.null), list(...))
+  body <- as.character(jsonlite::toJSON(args, auto_unbox = TRUE, null = "null"))
+  rust_json(registry_(client$tracking_uri, client$origin, operation, body), call = call)
+}
+
+# The R side's `profile` argument as the Rust exports take it.
+profile_arg <- function(profile, arg = rlang::caller_arg(profile), call = rlang::caller_env()) {
+  if (is.null(profile)) {
+    return("")
+  }
+  check_string(profile, arg = arg, call = call)
+  allowed <- c("mlflow", "azureml", "databricks-uc", "none")
+  if (!profile %in% allowed) {
+    abort_argument(arg, sprintf("one of %s, or NULL", paste0('"', allowed, '"', collapse = ", ")),
+      profile, call)
+  }
+  profile
 }
 
 #' Create a registered model
@@ -34,37 +57,187 @@ mlflow_get_registered_model <- function(name, client = NULL) {
   new_registered_model(rust_call(get_registered_model_, resolve_client(client), name))
 }
 
+#' Rename a registered model
+#'
+#' @inheritParams mlflow_create_registered_model
+#' @param new_name The new name.
+#' @return The renamed registered model.
+#' @export
+mlflow_rename_registered_model <- function(name, new_name, client = NULL) {
+  check_string(name)
+  check_string(new_name)
+  new_registered_model(registry_call("rename_registered_model", resolve_client(client),
+    name = name, new_name = new_name))
+}
+
+#' Update a registered model's description
+#'
+#' @inheritParams mlflow_create_registered_model
+#' @return The updated registered model.
+#' @export
+mlflow_update_registered_model <- function(name, description, client = NULL) {
+  check_string(name)
+  if (!is.character(description) || length(description) != 1 || is.na(description)) {
+    abort_argument("description", "a string", description, rlang::current_env())
+  }
+  new_registered_model(registry_call("update_registered_model", resolve_client(client),
+    name = name, description = description))
+}
+
+#' Delete a registered model and all its versions
+#'
+#' @inheritParams mlflow_create_registered_model
+#' @return `NULL`, invisibly.
+#' @export
+mlflow_delete_registered_model <- function(name, client = NULL) {
+  check_string(name)
+  registry_call("delete_registered_model", resolve_client(client), name = name)
+  invisible(NULL)
+}
+
+#' Set or delete a tag of a registered model
+#'
+#' @inheritParams mlflow_create_registered_model
+#' @param key Tag key.
+#' @param value Tag value, converted to a string.
+#' @return `NULL`, invisibly.
+#' @export
+mlflow_set_registered_model_tag <- function(name, key, value, client = NULL) {
+  check_string(name)
+  check_string(key)
+  value <- scalar_text(value)
+  registry_call("set_registered_model_tag", resolve_client(client), name = name, key = key, value = value)
+  invisible(NULL)
+}
+
+#' @rdname mlflow_set_registered_model_tag
+#' @export
+mlflow_delete_registered_model_tag <- function(name, key, client = NULL) {
+  check_string(name)
+  check_string(key)
+  registry_call("delete_registered_model_tag", resolve_client(client), name = name, key = key)
+  invisible(NULL)
+}
+
+#' Search registered models
+#'
+#' Unlike R mlflow, this sends a GET request, which the server requires,
+#' and follows the server's pages itself.
+#'
+#' @param filter Filter string such as `"name LIKE 'churn%'"`, or `NULL`.
+#' @param max_results Largest number of models to return; `NULL` for all.
+#' @param order_by Character vector of order clauses such as `"name ASC"`.
+#' @param page_token Token from an earlier search to continue from, or `NULL`.
+#' @param client A client, or `NULL` for the default.
+#' @return A list with `registered_models` (a list of registered models) and
+#'   `next_page_token` (`NULL` when there are no more).
+#' @export
+mlflow_search_registered_models <- function(filter = NULL, max_results = NULL, order_by = list(),
+                                            page_token = NULL, client = NULL) {
+  check_string(filter, allow_null = TRUE)
+  check_number(max_results, min = 1, allow_null = TRUE)
+  check_string(page_token, allow_null = TRUE)
+  order_by <- order_by_arg(order_by)
+  result <- registry_call("search_registered_models", resolve_client(client),
+    filter = filter, max_results = max_results, order_by = order_by, page_token = page_token)
+  list(
+    registered_models = lapply(result$registered_models, new_registered_model),
+    next_page_token = result$next_page_token
+  )
+}
+
+#' Search model versions
+#'
+#' @inheritParams mlflow_search_registered_models
+#' @param filter Filter string such as `"name = 'churn'"`, or `NULL`.
+#' @return A list with `model_versions` and `next_page_token`.
+#' @export
+mlflow_search_model_versions <- function(filter = NULL, max_results = NULL, order_by = list(),
+                                         page_token = NULL, client = NULL) {
+  check_string(filter, allow_null = TRUE)
+  check_number(max_results, min = 1, allow_null = TRUE)
+  check_string(page_token, allow_null = TRUE)
+  order_by <- order_by_arg(order_by)
+  result <- registry_call("search_model_versions", resolve_client(client),
+    filter = filter, max_results = max_results, order_by = order_by, page_token = page_token)
+  list(
+    model_versions = lapply(result$model_versions, new_model_version),
+    next_page_token = result$next_page_token
+  )
+}
+
+order_by_arg <- function(order_by, call = rlang::caller_env()) {
+  order_by <- unlist(order_by)
+  if (length(order_by) == 0) {
+    return(NULL)
+  }
+  if (!is.character(order_by) || anyNA(order_by)) {
+    abort_argument("order_by", "a character vector of order clauses", order_by, call)
+  }
+  I(order_by)
+}
+
+#' Get the latest versions of a registered model
+#'
+#' @inheritParams mlflow_create_registered_model
+#' @param stages Stages to look in (`"None"`, `"Staging"`, `"Production"`,
+#'   `"Archived"`); all when empty.
+#' @return A list of model versions, the newest in each stage.
+#' @export
+mlflow_get_latest_versions <- function(name, stages = list(), client = NULL) {
+  check_string(name)
+  stages <- vapply(unlist(stages), stage_arg, character(1), call = rlang::current_env())
+  versions <- registry_call("get_latest_versions", resolve_client(client), name = name, stages = I(stages))
+  lapply(versions, new_model_version)
+}
+
+stage_arg <- function(stage, call = rlang::caller_env()) {
+  allowed <- c("None", "Staging", "Production", "Archived")
+  if (!is.character(stage) || length(stage) != 1 || is.na(stage) ||
+    !tolower(stage) %in% tolower(allowed)) {
+    abort_argument("stage", sprintf("one of %s", paste0('"', allowed, '"', collapse = ", ")), stage, call)
+  }
+  allowed[match(tolower(stage), tolower(allowed))]
+}
+
 #' Create a model version
 #'
-#' Unlike R mlflow, the tags are sent, and the call waits until the
-#' version is READY (as Python's `MlflowClient` does), raising
-#' `mlflowreg_error_registration` when it fails or the wait times out.
+#' Checks the model's `MLmodel` against the registry's rules first (see
+#' [mlflowreg_validate_model()]) and raises `mlflowreg_error_validation`
+#' before any version exists when it breaks one. Unlike R mlflow, the tags
+#' are sent, and the call waits until the version is READY (as Python's
+#' `MlflowClient` does), raising `mlflowreg_error_registration` when it
+#' fails or the wait times out.
 #'
 #' @param name Name of the registered model, which must exist.
-#' @param source Artifact URI of the model files, such as the
-#'   `artifact_uri` that [mlflow_log_model()] returns.
+#' @param source Where the model files are: the `artifact_uri` that
+#'   [mlflow_log_model()] returns, a `runs:/` URI (with its `run_id`) or a
+#'   `models:/` URI.
 #' @param run_id Run that produced the model, or `NULL`.
 #' @param tags Named list of version tags.
 #' @param run_link Link to the run, or `NULL`.
 #' @param description Description, or `NULL`.
 #' @param await_registration_for Seconds to wait for READY; 0 to return at once.
+#' @param profile Validation profile: `NULL` picks it from the tracking URI
+#'   (`"azureml"` for Azure ML, else `"mlflow"`); `"none"` skips the check.
 #' @param client A client, or `NULL` for the default.
 #' @return The model version, a list of class `mlflow_model_version`.
 #' @export
 mlflow_create_model_version <- function(name, source, run_id = NULL, tags = NULL, run_link = NULL,
                                         description = NULL, await_registration_for = 300,
-                                        client = NULL) {
+                                        profile = NULL, client = NULL) {
   check_string(name)
   check_string(source)
   check_string(run_id, allow_null = TRUE)
   check_string(run_link, allow_null = TRUE)
   check_string(description, allow_null = TRUE)
   check_number(await_registration_for, min = 0)
+  profile <- profile_arg(profile)
   tags <- tags_json(tags)
   client <- resolve_client(client)
   new_model_version(rust_call(
     create_model_version_, client, name, source, run_id %||% "", tags, run_link %||% "",
-    description %||% "", as.numeric(await_registration_for)
+    description %||% "", as.numeric(await_registration_for), profile
   ))
 }
 
@@ -81,31 +254,225 @@ mlflow_get_model_version <- function(name, version, client = NULL) {
   new_model_version(rust_call(get_model_version_, resolve_client(client), name, version))
 }
 
+#' Update a model version's description
+#'
+#' @inheritParams mlflow_get_model_version
+#' @param description The new description.
+#' @return The updated model version.
+#' @export
+mlflow_update_model_version <- function(name, version, description, client = NULL) {
+  check_string(name)
+  version <- version_string(version)
+  if (!is.character(description) || length(description) != 1 || is.na(description)) {
+    abort_argument("description", "a string", description, rlang::current_env())
+  }
+  new_model_version(registry_call("update_model_version", resolve_client(client),
+    name = name, version = version, description = description))
+}
+
+#' Delete a model version
+#'
+#' @inheritParams mlflow_get_model_version
+#' @return `NULL`, invisibly.
+#' @export
+mlflow_delete_model_version <- function(name, version, client = NULL) {
+  check_string(name)
+  version <- version_string(version)
+  registry_call("delete_model_version", resolve_client(client), name = name, version = version)
+  invisible(NULL)
+}
+
+#' Transition a model version to a stage
+#'
+#' Unlike R mlflow, `archive_existing_versions` is sent as a JSON boolean,
+#' which the server requires.
+#'
+#' @inheritParams mlflow_get_model_version
+#' @param stage `"None"`, `"Staging"`, `"Production"` or `"Archived"`.
+#' @param archive_existing_versions `TRUE` to move the versions already in
+#'   `stage` to `"Archived"`.
+#' @return The updated model version.
+#' @export
+mlflow_transition_model_version_stage <- function(name, version, stage,
+                                                  archive_existing_versions = FALSE, client = NULL) {
+  check_string(name)
+  version <- version_string(version)
+  stage <- stage_arg(stage)
+  check_flag(archive_existing_versions)
+  new_model_version(registry_call("transition_model_version_stage", resolve_client(client),
+    name = name, version = version, stage = stage,
+    archive_existing_versions = archive_existing_versions))
+}
+
+#' Set or delete a tag of a model version
+#'
+#' @inheritParams mlflow_get_model_version
+#' @param key Tag key.
+#' @param value Tag value, converted to a string.
+#' @return `NULL`, invisibly.
+#' @export
+mlflow_set_model_version_tag <- function(name, version, key, value, client = NULL) {
+  check_string(name)
+  version <- version_string(version)
+  check_string(key)
+  value <- scalar_text(value)
+  registry_call("set_model_version_tag", resolve_client(client),
+    name = name, version = version, key = key, value = value)
+  invisible(NULL)
+}
+
+#' @rdname mlflow_set_model_version_tag
+#' @export
+mlflow_delete_model_version_tag <- function(name, version, key, client = NULL) {
+  check_string(name)
+  version <- version_string(version)
+  check_string(key)
+  registry_call("delete_model_version_tag", resolve_client(client),
+    name = name, version = version, key = key)
+  invisible(NULL)
+}
+
+#' Get the download URI of a model version's files
+#'
+#' @inheritParams mlflow_get_model_version
+#' @return The artifact URI, a string.
+#' @export
+mlflow_get_model_version_download_uri <- function(name, version, client = NULL) {
+  check_string(name)
+  version <- version_string(version)
+  registry_call("get_model_version_download_uri", resolve_client(client), name = name, version = version)
+}
+
+#' Set, delete or resolve a registered model alias
+#'
+#' An alias such as `"champion"` points at one version; load it with
+#' `mlflow_load_model("models:/<name>@<alias>")`.
+#'
+#' @inheritParams mlflow_get_model_version
+#' @param alias The alias.
+#' @return `mlflow_set_registered_model_alias()` and
+#'   `mlflow_delete_registered_model_alias()` return `NULL` invisibly;
+#'   `mlflow_get_model_version_by_alias()` returns the model version.
+#' @export
+mlflow_set_registered_model_alias <- function(name, alias, version, client = NULL) {
+  check_string(name)
+  check_string(alias)
+  version <- version_string(version)
+  registry_call("set_registered_model_alias", resolve_client(client),
+    name = name, alias = alias, version = version)
+  invisible(NULL)
+}
+
+#' @rdname mlflow_set_registered_model_alias
+#' @export
+mlflow_delete_registered_model_alias <- function(name, alias, client = NULL) {
+  check_string(name)
+  check_string(alias)
+  registry_call("delete_registered_model_alias", resolve_client(client), name = name, alias = alias)
+  invisible(NULL)
+}
+
+#' @rdname mlflow_set_registered_model_alias
+#' @export
+mlflow_get_model_version_by_alias <- function(name, alias, client = NULL) {
+  check_string(name)
+  check_string(alias)
+  new_model_version(registry_call("get_model_version_by_alias", resolve_client(client),
+    name = name, alias = alias))
+}
+
 #' Register a model
 #'
 #' Registers the model at `model_uri` as a new version of `name`, like
-#' Python's `mlflow.register_model()`: creates the registered model when it
-#' does not exist, resolves `runs:/` URIs to the artifact URI the server
-#' accepts, and waits until the version is READY.
+#' Python's `mlflow.register_model()`: checks the model against the
+#' registry's rules, creates the registered model when it does not exist,
+#' resolves `runs:/` URIs to the artifact URI the server accepts, and waits
+#' until the version is READY.
 #'
 #' @param model_uri `runs:/<run_id>/<path>`, an artifact URI, or
 #'   `models:/<name>/<version>`.
 #' @param name Name of the registered model.
 #' @param tags Named list of version tags.
 #' @param await_registration_for Seconds to wait for READY; 0 to return at once.
-#' @param client A client, or `NULL` for the default.
+#' @inheritParams mlflow_create_model_version
 #' @return The model version, a list of class `mlflow_model_version`.
 #' @export
 mlflow_register_model <- function(model_uri, name, tags = NULL, await_registration_for = 300,
-                                  client = NULL) {
+                                  profile = NULL, client = NULL) {
   check_string(model_uri)
   check_string(name)
   check_number(await_registration_for, min = 0)
+  profile <- profile_arg(profile)
   tags <- tags_json(tags)
   client <- resolve_client(client)
   new_model_version(rust_call(
-    register_model_, client, model_uri, name, tags, as.numeric(await_registration_for)
+    register_model_, client, model_uri, name, tags, as.numeric(await_registration_for), profile
   ))
+}
+
+#' Check a model against a registry's rules
+#'
+#' Reads the model's `MLmodel` (from a local directory or from the server)
+#' and lists the rules of `profile` it breaks, without registering anything.
+#' Profiles: `"mlflow"` (at least one flavor), `"azureml"` (also a
+#' `python_function` flavor with a `loader_module`, without which Azure ML
+#' rejects the version) and `"databricks-uc"` (also a signature with inputs
+#' and outputs).
+#'
+#' @param model A local model directory or a model URI (`runs:/`,
+#'   `models:/`, `mlflow-artifacts:/...`).
+#' @param profile A profile name, or `NULL` to pick it from the tracking URI.
+#' @param client A client, or `NULL` for the default. Not needed for a local
+#'   directory.
+#' @return A tibble with one row per problem and the columns `profile`,
+#'   `field`, `problem` and `fix`; no rows when the model passes.
+#' @export
+mlflowreg_validate_model <- function(model, profile = NULL, client = NULL) {
+  check_string(model)
+  profile <- profile_arg(profile)
+  if (identical(profile, "none")) {
+    abort_argument("profile", 'a profile name (not "none")', profile, rlang::current_env())
+  }
+  target <- model_target(model, client)
+  problems <- rust_json(validate_model_(target$uri, target$origin, target$model, profile))
+  tibble::tibble(
+    profile = vapply(problems, function(p) p$profile, character(1)),
+    field = vapply(problems, function(p) p$field, character(1)),
+    problem = vapply(problems, function(p) p$problem, character(1)),
+    fix = vapply(problems, function(p) p$fix, character(1))
+  )
+}
+
+#' Repair a model that R mlflow logged
+#'
+#' Adds the `python_function` flavor and its loader files to an R `crate`
+#' model in place, so strict registries such as Azure ML accept it and
+#' `mlflow.pyfunc.load_model()` can predict with it. Only missing or changed
+#' files are uploaded, `MLmodel` last; running it again changes nothing.
+#'
+#' @param model_uri A logged model (`runs:/<run_id>/<path>`, an artifact
+#'   URI, `models:/...`) or a local model directory.
+#' @param client A client, or `NULL` for the default.
+#' @return A list with `source` (the artifact URI to register), `run_id` and
+#'   `uploaded` (the files written), invisibly.
+#' @export
+mlflowreg_repair_model <- function(model_uri, client = NULL) {
+  check_string(model_uri)
+  target <- model_target(model_uri, client)
+  result <- rust_json(repair_model_(target$uri, target$origin, target$model))
+  result$uploaded <- as.character(unlist(result$uploaded))
+  invisible(result)
+}
+
+# A model argument resolved for the Rust exports: local paths need no
+# client, so none is built for them.
+model_target <- function(model, client, call = rlang::caller_env()) {
+  remote <- grepl("^[A-Za-z][A-Za-z0-9+.-]*:/", model) && !startsWith(model, "file:")
+  if (!remote) {
+    return(list(uri = "", origin = "", model = path.expand(model)))
+  }
+  client <- resolve_client(client, call = call)
+  list(uri = client$tracking_uri, origin = client$origin, model = model)
 }
 
 version_string <- function(version, arg = rlang::caller_arg(version), call = rlang::caller_env()) {
@@ -116,6 +483,13 @@ version_string <- function(version, arg = rlang::caller_arg(version), call = rla
     abort_argument(arg, "a version number such as 1 or \"1\"", version, call)
   }
   format(version, scientific = FALSE, trim = TRUE)
+}
+
+scalar_text <- function(value, arg = rlang::caller_arg(value), call = rlang::caller_env()) {
+  if (!is.atomic(value) || length(value) != 1 || is.na(value)) {
+    abort_argument(arg, "a single non-NA value", value, call)
+  }
+  as.character(value)
 }
 
 #' @export

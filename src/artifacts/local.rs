@@ -75,7 +75,9 @@ impl ArtifactRepository for LocalArtifacts {
     fn download_file(&self, path: &str, dest: &Path) -> Result<()> {
         let source = self.resolve(path)?;
         if !source.is_file() {
-            return Err(Error::invalid("artifact path", source.display().to_string(), "no such file"));
+            return Err(Error::ArtifactNotFound {
+                uri: format!("{}/{}", self.root_uri, path.trim_matches('/')),
+            });
         }
         fs::copy(&source, dest).map(drop).map_err(|err| Error::io("copying", &source, err))
     }

@@ -170,13 +170,14 @@ pub fn download_dir(repo: &dyn ArtifactRepository, artifact_path: &str, dest: &P
     let files = list_recursive(repo, artifact_path)?;
     if files.is_empty() {
         // The path may name a single file rather than a directory.
-        return repo.download_file(artifact_path, dest).map_err(|err| match err {
-            Error::Api { status: 404, .. } => Error::invalid(
-                "artifact path",
-                format!("{}/{artifact_path}", repo.root_uri()),
-                "nothing is stored there",
-            ),
-            other => other,
+        return repo.download_file(artifact_path, dest).map_err(|err| {
+            if err.is_not_found() {
+                Error::ArtifactNotFound {
+                    uri: format!("{}/{artifact_path}", repo.root_uri()).trim_end_matches('/').to_string(),
+                }
+            } else {
+                err
+            }
         });
     }
     let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));

@@ -22,7 +22,7 @@ pub use mlmodel::{
     format_utc, CrateFlavor, MlModel, PyFuncEnv, PyFuncFlavor, Signature, CRATE_FLAVOR,
     MLMODEL_FILE, PYFUNC_FLAVOR,
 };
-pub use save::{save_crate_model, SaveOptions};
+pub use save::{pyfunc_flavor, pyfunc_support_files, save_crate_model, SaveOptions};
 
 /// File name of the serialized R function inside a model directory.
 pub const CRATE_FILE: &str = "crate.bin";

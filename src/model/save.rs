@@ -143,17 +143,13 @@ pub(crate) fn write_model_files(dir: &Path, serialized: &[u8], options: &SaveOpt
 
     let code_dir = dir.join(PYFUNC_CODE_DIR);
     fs::create_dir(&code_dir).map_err(|err| Error::io("creating", &code_dir, err))?;
-    for (relative, contents) in PYFUNC_CODE_FILES {
-        write_file(&dir.join(relative), contents)?;
-    }
-
     let python_version = options
         .python_version
         .as_deref()
         .unwrap_or(DEFAULT_PYTHON_VERSION);
-    write_file(&dir.join(REQUIREMENTS_FILE), REQUIREMENTS)?;
-    write_file(&dir.join(CONDA_FILE), &conda_yaml(python_version))?;
-    write_file(&dir.join(VIRTUALENV_FILE), &python_env_yaml(python_version))?;
+    for (relative, contents) in pyfunc_support_files(python_version) {
+        write_file(&dir.join(relative), &contents)?;
+    }
 
     let model = crate_mlmodel(options, python_version, directory_size(dir)?)?;
     write_file(&dir.join(MLMODEL_FILE), &model.to_yaml()?)?;
@@ -185,7 +181,7 @@ fn crate_mlmodel(options: &SaveOptions, python_version: &str, size_bytes: u64) -
 /// The `python_function` flavor of every model this crate saves.
 /// `python_version` matches `python_env.yaml`, so pyfunc does not warn
 /// that the version is unknown.
-pub(crate) fn pyfunc_flavor(python_version: &str) -> PyFuncFlavor {
+pub fn pyfunc_flavor(python_version: &str) -> PyFuncFlavor {
     PyFuncFlavor {
         loader_module: PYFUNC_LOADER_MODULE.to_string(),
         python_version: Some(python_version.to_string()),
@@ -197,6 +193,20 @@ pub(crate) fn pyfunc_flavor(python_version: &str) -> PyFuncFlavor {
         }),
         extra: Default::default(),
     }
+}
+
+/// The files the `python_function` flavor needs besides `crate.bin`, as
+/// (path inside the model, contents): the loader code and the environment
+/// files.
+pub fn pyfunc_support_files(python_version: &str) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = PYFUNC_CODE_FILES
+        .iter()
+        .map(|(path, contents)| (path.to_string(), contents.to_string()))
+        .collect();
+    files.push((REQUIREMENTS_FILE.to_string(), REQUIREMENTS.to_string()));
+    files.push((CONDA_FILE.to_string(), conda_yaml(python_version)));
+    files.push((VIRTUALENV_FILE.to_string(), python_env_yaml(python_version)));
+    files
 }
 
 fn conda_yaml(python_version: &str) -> String {

@@ -13,7 +13,10 @@ use extendr_api::prelude::*;
 use mlflowreg::http::Method;
 use mlflowreg::registry::NewModelVersion;
 use mlflowreg::tracking::Tag;
+use mlflowreg::validate::{self, Profile};
 use mlflowreg::{model, pipeline, Client, Error};
+
+mod registry;
 use serde::Serialize;
 
 /// The last client built, reused while the tracking URI and the `MLFLOW_*`
@@ -52,7 +55,7 @@ fn client(tracking_uri: &str, origin: &str) -> Result<Client, Error> {
     Ok(fresh)
 }
 
-fn error_robj(err: &Error) -> Robj {
+pub(crate) fn error_robj(err: &Error) -> Robj {
     let status: Robj = match err.status() {
         Some(status) => Robj::from(status as i32),
         None => Robj::from(Rint::na()),
@@ -72,7 +75,7 @@ fn error_robj(err: &Error) -> Robj {
     list.into()
 }
 
-fn json<T: Serialize>(result: Result<T, Error>) -> Robj {
+pub(crate) fn json<T: Serialize>(result: Result<T, Error>) -> Robj {
     match result {
         Ok(value) => match serde_json::to_string(&value) {
             Ok(text) => Robj::from(text),
@@ -86,7 +89,7 @@ fn optional(text: &str) -> Option<&str> {
     (!text.is_empty()).then_some(text)
 }
 
-fn parse_tags(tags_json: &str) -> Result<Vec<Tag>, Error> {
+pub(crate) fn parse_tags(tags_json: &str) -> Result<Vec<Tag>, Error> {
     if tags_json.is_empty() {
         return Ok(Vec::new());
     }
@@ -245,7 +248,23 @@ fn get_registered_model_(tracking_uri: &str, origin: &str, name: &str) -> Robj {
     json(client(tracking_uri, origin).and_then(|c| c.get_registered_model(name)))
 }
 
-/// Creates a model version and waits up to `await_secs` for it to be READY.
+#[extendr]
+fn get_model_version_(tracking_uri: &str, origin: &str, name: &str, version: &str) -> Robj {
+    json(client(tracking_uri, origin).and_then(|c| c.get_model_version(name, version)))
+}
+
+/// Parses the R side's profile argument: "" picks the profile from the
+/// tracking URI, "none" skips the check.
+fn profile_choice(profile: &str) -> Result<Option<Option<Profile>>, Error> {
+    match profile {
+        "" => Ok(Some(None)),
+        "none" => Ok(None),
+        name => Profile::parse(name).map(|p| Some(Some(p))),
+    }
+}
+
+/// Creates a model version after the preflight check and waits up to
+/// `await_secs` for it to be READY.
 #[extendr]
 fn create_model_version_(
     tracking_uri: &str,
@@ -257,6 +276,7 @@ fn create_model_version_(
     run_link: &str,
     description: &str,
     await_secs: f64,
+    profile: &str,
 ) -> Robj {
     json((|| {
         let client = client(tracking_uri, origin)?;
@@ -266,35 +286,69 @@ fn create_model_version_(
             run_link: optional(run_link).map(str::to_string),
             description: optional(description).map(str::to_string),
         };
-        let version = client.create_model_version(name, source, &extra)?;
-        let wait = seconds(await_secs);
-        if wait.is_zero() {
-            return Ok(version);
-        }
-        client.wait_for_model_version(
-            version,
-            wait,
-            Duration::from_secs(mlflowreg::registry::REGISTRATION_POLL_SECS),
-        )
+        pipeline::create_model_version(&client, name, source, &extra, seconds(await_secs), profile_choice(profile)?)
     })())
-}
-
-#[extendr]
-fn get_model_version_(tracking_uri: &str, origin: &str, name: &str, version: &str) -> Robj {
-    json(client(tracking_uri, origin).and_then(|c| c.get_model_version(name, version)))
 }
 
 /// Registers a model URI under `name`, creating the registered model if needed.
 #[extendr]
-fn register_model_(tracking_uri: &str, origin: &str, model_uri: &str, name: &str, tags_json: &str, await_secs: f64) -> Robj {
+fn register_model_(
+    tracking_uri: &str,
+    origin: &str,
+    model_uri: &str,
+    name: &str,
+    tags_json: &str,
+    await_secs: f64,
+    profile: &str,
+) -> Robj {
     json((|| {
         let client = client(tracking_uri, origin)?;
         let extra = NewModelVersion {
             tags: parse_tags(tags_json)?,
             ..NewModelVersion::default()
         };
-        pipeline::register_model(&client, model_uri, name, extra, seconds(await_secs))
+        pipeline::register_model(&client, model_uri, name, extra, seconds(await_secs), profile_choice(profile)?)
     })())
+}
+
+/// A client for remote model URIs; `None` for local paths, which need no server.
+fn client_for_model(tracking_uri: &str, origin: &str, model_uri: &str) -> Result<Option<Client>, Error> {
+    match mlflowreg::uri::ModelUri::parse(model_uri)? {
+        mlflowreg::uri::ModelUri::Local(_) => Ok(None),
+        _ => client(tracking_uri, origin).map(Some),
+    }
+}
+
+/// Checks the model at `model_uri` against a profile; returns the problems.
+#[extendr]
+fn validate_model_(tracking_uri: &str, origin: &str, model_uri: &str, profile: &str) -> Robj {
+    json((|| {
+        let client = client_for_model(tracking_uri, origin, model_uri)?;
+        let profile = match profile {
+            "" => Profile::for_tracking_uri(tracking_uri),
+            name => Profile::parse(name)?,
+        };
+        let model = pipeline::read_model_mlmodel(client.as_ref(), model_uri)?;
+        Ok(validate::check(&model, profile))
+    })())
+}
+
+/// Adds the python_function flavor to a crate-only model in place.
+#[extendr]
+fn repair_model_(tracking_uri: &str, origin: &str, model_uri: &str) -> Robj {
+    json((|| {
+        let client = client_for_model(tracking_uri, origin, model_uri)?;
+        pipeline::repair_model(client.as_ref(), model_uri)
+    })())
+}
+
+/// Runs one registry operation; `args_json` holds its arguments by name.
+#[extendr]
+fn registry_(tracking_uri: &str, origin: &str, operation: &str, args_json: &str) -> Robj {
+    match client(tracking_uri, origin) {
+        Ok(client) => registry::run(&client, operation, args_json),
+        Err(err) => error_robj(&err),
+    }
 }
 
 /// Downloads a model into `dest` (a local path is used in place); returns its directory.
@@ -330,5 +384,8 @@ extendr_module! {
     fn create_model_version_;
     fn get_model_version_;
     fn register_model_;
+    fn validate_model_;
+    fn repair_model_;
+    fn registry_;
     fn download_model_;
 }
