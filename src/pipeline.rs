@@ -407,3 +407,45 @@ fn write_atomically(target: &Path, contents: &str) -> Result<()> {
     part.persist(target).map_err(|err| Error::io("renaming into", target, err.error))?;
     Ok(())
 }
+
+/// Uploads a local file or directory into a run's artifacts, as R mlflow's
+/// `mlflow_log_artifact()` does: a file goes to `<artifact_path>/<file
+/// name>`, a directory's contents go under `artifact_path`. Returns the
+/// uploaded artifact paths.
+pub fn log_artifact(client: &Client, run_id: &str, local: &Path, artifact_path: &str) -> Result<Vec<String>> {
+    check_relative(artifact_path).map_err(|reason| Error::invalid("artifact_path", artifact_path, reason))?;
+    let metadata = std::fs::metadata(local).map_err(|err| Error::io("reading", local, err))?;
+    let repo = run_artifacts(client, run_id)?;
+    if metadata.is_dir() {
+        let files = artifacts::upload_dir(repo.as_ref(), local, artifact_path, &[], artifacts::workers_from_env()?)?;
+        return Ok(files.iter().map(|f| join_artifact_path(artifact_path, f)).collect());
+    }
+    let name = local
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| Error::invalid("path", local.display().to_string(), "it has no UTF-8 file name"))?;
+    let target = join_artifact_path(artifact_path, name);
+    repo.upload_file(local, &target)?;
+    Ok(vec![target])
+}
+
+/// Lists the artifacts directly under `path` of a run.
+pub fn list_artifacts(client: &Client, run_id: &str, path: &str) -> Result<Vec<artifacts::FileInfo>> {
+    run_artifacts(client, run_id)?.list(path)
+}
+
+/// Downloads the artifact file or directory at `path` of a run to `dest`,
+/// which must not exist yet.
+pub fn download_artifacts(client: &Client, run_id: &str, path: &str, dest: &Path) -> Result<PathBuf> {
+    let repo = run_artifacts(client, run_id)?;
+    artifacts::download_dir(repo.as_ref(), path, dest, artifacts::workers_from_env()?)?;
+    Ok(dest.to_path_buf())
+}
+
+fn run_artifacts(client: &Client, run_id: &str) -> Result<Box<dyn ArtifactRepository>> {
+    let run = client.get_run(run_id)?;
+    let root = run.info.artifact_uri.filter(|u| !u.is_empty()).ok_or_else(|| {
+        Error::Configuration(format!("run {run_id} has no artifact_uri; the server did not assign an artifact store"))
+    })?;
+    artifacts::open(client, &root)
+}

@@ -72,6 +72,7 @@ pub struct Param {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Metric {
     pub key: String,
+    #[serde(deserialize_with = "crate::serde_util::lenient_f64", serialize_with = "crate::serde_util::f64_or_text")]
     pub value: f64,
     #[serde(default, deserialize_with = "lenient_i64")]
     pub timestamp: Option<i64>,
@@ -101,6 +102,27 @@ impl Run {
     pub fn tag(&self, key: &str) -> Option<&str> {
         self.data.tags.iter().find(|t| t.key == key).map(|t| t.value.as_str())
     }
+}
+
+/// Results asked for per search request.
+pub const SEARCH_PAGE_SIZE: usize = 1000;
+
+/// Per-request limits of `runs/log-batch` on the MLflow server.
+pub const BATCH_MAX_METRICS: usize = 1000;
+pub const BATCH_MAX_PARAMS: usize = 100;
+pub const BATCH_MAX_TAGS: usize = 100;
+pub const BATCH_MAX_ENTITIES: usize = 1000;
+
+/// Encodes a metric for the REST API. JSON has no NaN or infinity, so those
+/// go as the strings "NaN", "Infinity" and "-Infinity", which the server's
+/// protobuf JSON parser reads as the double values.
+fn metric_json(metric: &Metric) -> Value {
+    json!({
+        "key": metric.key,
+        "value": serde_json::to_value(metric).map(|m| m["value"].clone()).unwrap_or(Value::Null),
+        "timestamp": metric.timestamp.unwrap_or_else(now_millis),
+        "step": metric.step.unwrap_or(0),
+    })
 }
 
 /// Terminal and active run states, as the REST API spells them.
@@ -184,6 +206,159 @@ impl Client {
         let model_json = serde_json::to_string(&model.to_json()?).unwrap_or_default();
         let body = json!({ "run_id": run_id, "model_json": model_json });
         self.call(Method::POST, "runs/log-model", &body).map(drop)
+    }
+
+    pub fn delete_experiment(&self, experiment_id: &str) -> Result<()> {
+        self.call(Method::POST, "experiments/delete", &json!({ "experiment_id": experiment_id }))
+            .map(drop)
+    }
+
+    pub fn restore_experiment(&self, experiment_id: &str) -> Result<()> {
+        self.call(Method::POST, "experiments/restore", &json!({ "experiment_id": experiment_id }))
+            .map(drop)
+    }
+
+    pub fn rename_experiment(&self, experiment_id: &str, new_name: &str) -> Result<()> {
+        let body = json!({ "experiment_id": experiment_id, "new_name": new_name });
+        self.call(Method::POST, "experiments/update", &body).map(drop)
+    }
+
+    pub fn set_experiment_tag(&self, experiment_id: &str, key: &str, value: &str) -> Result<()> {
+        let body = json!({ "experiment_id": experiment_id, "key": key, "value": value });
+        self.call(Method::POST, "experiments/set-experiment-tag", &body).map(drop)
+    }
+
+    /// Searches experiments, following pages until `max_results` are read
+    /// (all when `None`). `view_type` is `ACTIVE_ONLY`, `DELETED_ONLY` or `ALL`.
+    pub fn search_experiments(
+        &self,
+        filter: Option<&str>,
+        view_type: &str,
+        order_by: &[String],
+        max_results: Option<usize>,
+        page_token: Option<&str>,
+    ) -> Result<(Vec<Experiment>, Option<String>)> {
+        let mut body = json!({ "view_type": view_type, "order_by": order_by });
+        if let Some(filter) = filter {
+            body["filter"] = json!(filter);
+        }
+        self.post_pages("experiments/search", "experiments", body, max_results, page_token)
+    }
+
+    /// Searches runs of `experiment_ids`, following pages like
+    /// [`Client::search_experiments`].
+    pub fn search_runs(
+        &self,
+        experiment_ids: &[String],
+        filter: Option<&str>,
+        run_view_type: &str,
+        order_by: &[String],
+        max_results: Option<usize>,
+        page_token: Option<&str>,
+    ) -> Result<(Vec<Run>, Option<String>)> {
+        let mut body = json!({
+            "experiment_ids": experiment_ids,
+            "run_view_type": run_view_type,
+            "order_by": order_by,
+        });
+        if let Some(filter) = filter.filter(|f| !f.is_empty()) {
+            body["filter"] = json!(filter);
+        }
+        self.post_pages("runs/search", "runs", body, max_results, page_token)
+    }
+
+    fn post_pages<T: serde::de::DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        field: &str,
+        mut body: Value,
+        max_results: Option<usize>,
+        page_token: Option<&str>,
+    ) -> Result<(Vec<T>, Option<String>)> {
+        let mut items: Vec<T> = Vec::new();
+        let mut token = page_token.map(str::to_string);
+        loop {
+            let wanted = max_results.map_or(SEARCH_PAGE_SIZE, |max| (max - items.len()).min(SEARCH_PAGE_SIZE));
+            body["max_results"] = json!(wanted);
+            body["page_token"] = token.as_ref().map_or(Value::Null, |t| json!(t));
+            let response = self.call(Method::POST, endpoint, &body)?;
+            if let Some(page) = response.get(field) {
+                items.extend(decode::<Vec<T>>(page.clone(), endpoint)?);
+            }
+            token = response["next_page_token"].as_str().filter(|t| !t.is_empty()).map(str::to_string);
+            if token.is_none() || max_results.is_some_and(|max| items.len() >= max) {
+                return Ok((items, token));
+            }
+        }
+    }
+
+    pub fn delete_run(&self, run_id: &str) -> Result<()> {
+        self.call(Method::POST, "runs/delete", &json!({ "run_id": run_id })).map(drop)
+    }
+
+    pub fn restore_run(&self, run_id: &str) -> Result<()> {
+        self.call(Method::POST, "runs/restore", &json!({ "run_id": run_id })).map(drop)
+    }
+
+    pub fn delete_tag(&self, run_id: &str, key: &str) -> Result<()> {
+        self.call(Method::POST, "runs/delete-tag", &json!({ "run_id": run_id, "key": key }))
+            .map(drop)
+    }
+
+    pub fn log_param(&self, run_id: &str, key: &str, value: &str) -> Result<()> {
+        let body = json!({ "run_id": run_id, "run_uuid": run_id, "key": key, "value": value });
+        self.call(Method::POST, "runs/log-parameter", &body).map(drop)
+    }
+
+    pub fn log_metric(&self, run_id: &str, metric: &Metric) -> Result<()> {
+        let mut body = metric_json(metric);
+        body["run_id"] = json!(run_id);
+        body["run_uuid"] = json!(run_id);
+        self.call(Method::POST, "runs/log-metric", &body).map(drop)
+    }
+
+    /// Logs metrics, params and tags in as few `runs/log-batch` requests as
+    /// the server's limits allow ([`BATCH_MAX_METRICS`], [`BATCH_MAX_PARAMS`],
+    /// [`BATCH_MAX_TAGS`], [`BATCH_MAX_ENTITIES`] per request).
+    pub fn log_batch(&self, run_id: &str, metrics: &[Metric], params: &[Param], tags: &[Tag]) -> Result<()> {
+        let (mut m, mut p, mut t) = (0, 0, 0);
+        while m < metrics.len() || p < params.len() || t < tags.len() {
+            let take_params = (params.len() - p).min(BATCH_MAX_PARAMS);
+            let take_tags = (tags.len() - t).min(BATCH_MAX_TAGS).min(BATCH_MAX_ENTITIES - take_params);
+            let room = BATCH_MAX_ENTITIES - take_params - take_tags;
+            let take_metrics = (metrics.len() - m).min(BATCH_MAX_METRICS).min(room);
+            let body = json!({
+                "run_id": run_id,
+                "metrics": metrics[m..m + take_metrics].iter().map(metric_json).collect::<Vec<_>>(),
+                "params": &params[p..p + take_params],
+                "tags": &tags[t..t + take_tags],
+            });
+            self.call(Method::POST, "runs/log-batch", &body)?;
+            m += take_metrics;
+            p += take_params;
+            t += take_tags;
+        }
+        Ok(())
+    }
+
+    /// Returns every recorded value of a metric, following pages.
+    pub fn get_metric_history(&self, run_id: &str, key: &str) -> Result<Vec<Metric>> {
+        let mut metrics = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut query = json!({ "run_id": run_id, "run_uuid": run_id, "metric_key": key, "max_results": 25000 });
+            if let Some(token) = &token {
+                query["page_token"] = json!(token);
+            }
+            let response = self.call(Method::GET, "metrics/get-history", &query)?;
+            if let Some(page) = response.get("metrics") {
+                metrics.extend(decode::<Vec<Metric>>(page.clone(), "metrics/get-history")?);
+            }
+            token = response["next_page_token"].as_str().filter(|t| !t.is_empty()).map(str::to_string);
+            if token.is_none() {
+                return Ok(metrics);
+            }
+        }
     }
 
     /// Lists the artifacts directly under `path` of a run.

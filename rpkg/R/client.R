@@ -66,15 +66,52 @@ mlflow_client <- function(tracking_uri = NULL) {
   )
 }
 
-# Returns `client`, or the default client when it is NULL.
+# Returns `client`, or the default client when it is NULL. A client made by
+# R mlflow's mlflow_client() is converted: its host and credentials are
+# used for the calls made with it.
 resolve_client <- function(client, call = rlang::caller_env()) {
   if (is.null(client)) {
     return(mlflow_client())
   }
-  if (!inherits(client, "mlflowreg_client")) {
-    abort_argument("client", "a client made by mlflow_client() or NULL", client, call)
+  if (inherits(client, "mlflowreg_client")) {
+    return(client)
   }
-  client
+  if (inherits(client, "mlflow_client") && is.function(client$get_host_creds)) {
+    return(from_r_mlflow_client(client))
+  }
+  abort_argument("client", "a client made by mlflow_client() or NULL", client, call)
+}
+
+from_r_mlflow_client <- function(client) {
+  creds <- client$get_host_creds()
+  env <- c(
+    MLFLOW_TRACKING_TOKEN = creds$token %||% "",
+    MLFLOW_TRACKING_USERNAME = creds$username %||% "",
+    MLFLOW_TRACKING_PASSWORD = creds$password %||% "",
+    MLFLOW_TRACKING_INSECURE_TLS = if (isTRUE(as.logical(creds$insecure))) "true" else ""
+  )
+  env <- env[nzchar(env)]
+  result <- mlflow_client(creds$host)
+  result$origin <- "the client made by mlflow::mlflow_client()"
+  result$env <- env
+  result
+}
+
+# Calls a Rust export with the client's URI, origin and, while it runs, the
+# client's credential variables set in the environment (the Rust client
+# reads credentials from there).
+invoke_rust <- function(client, fun, ...) {
+  env <- client$env
+  if (length(env) > 0) {
+    old <- Sys.getenv(names(env), unset = NA, names = TRUE)
+    on.exit({
+      unset <- names(old)[is.na(old)]
+      if (length(unset)) Sys.unsetenv(unset)
+      if (any(!is.na(old))) do.call(Sys.setenv, as.list(old[!is.na(old)]))
+    }, add = TRUE)
+    do.call(Sys.setenv, as.list(env))
+  }
+  fun(client$tracking_uri, client$origin, ...)
 }
 
 #' @export

@@ -60,3 +60,6 @@ registry_ <- function(tracking_uri, origin, operation, args_json) {
 download_model_ <- function(tracking_uri, origin, model_uri, dest) {
   .Call(wrap__download_model_, tracking_uri, origin, model_uri, dest)
 }
+tracking_ <- function(tracking_uri, origin, operation, args_json) {
+  .Call(wrap__tracking_, tracking_uri, origin, operation, args_json)
+}

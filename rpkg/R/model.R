@@ -112,16 +112,13 @@ mlflow_load_model <- function(model_uri, flavor = NULL, client = NULL) {
   remote <- grepl("^[A-Za-z][A-Za-z0-9+.-]*:/", model_uri) && !startsWith(model_uri, "file:")
   if (remote) {
     client <- resolve_client(client)
-    uri <- client$tracking_uri
-    origin <- client$origin
   } else {
-    uri <- ""
-    origin <- ""
+    client <- list(tracking_uri = "", origin = "")
     model_uri <- path.expand(model_uri)
   }
   staging <- tempfile("mlflowreg-model-")
   on.exit(unlink(staging, recursive = TRUE), add = TRUE)
-  dir <- rust_json(download_model_(uri, origin, model_uri, staging))
+  dir <- rust_json(invoke_rust(client, download_model_, model_uri, staging))
   mlmodel <- rust_json(read_mlmodel_(dir))
   crate_flavor <- mlmodel$flavors$crate
   if (is.null(crate_flavor)) {

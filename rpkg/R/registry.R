@@ -14,7 +14,7 @@ new_registered_model <- function(model) {
 registry_call <- function(operation, client, ..., call = rlang::caller_env()) {
   args <- Filter(Negate(is.null), list(...))
   body <- as.character(jsonlite::toJSON(args, auto_unbox = TRUE, null = "null"))
-  rust_json(registry_(client$tracking_uri, client$origin, operation, body), call = call)
+  rust_json(invoke_rust(client, registry_, operation, body), call = call)
 }
 
 # The R side's `profile` argument as the Rust exports take it.
@@ -434,7 +434,7 @@ mlflowreg_validate_model <- function(model, profile = NULL, client = NULL) {
     abort_argument("profile", 'a profile name (not "none")', profile, rlang::current_env())
   }
   target <- model_target(model, client)
-  problems <- rust_json(validate_model_(target$uri, target$origin, target$model, profile))
+  problems <- rust_json(invoke_rust(target$client, validate_model_, target$model, profile))
   tibble::tibble(
     profile = vapply(problems, function(p) p$profile, character(1)),
     field = vapply(problems, function(p) p$field, character(1)),
@@ -459,7 +459,7 @@ mlflowreg_validate_model <- function(model, profile = NULL, client = NULL) {
 mlflowreg_repair_model <- function(model_uri, client = NULL) {
   check_string(model_uri)
   target <- model_target(model_uri, client)
-  result <- rust_json(repair_model_(target$uri, target$origin, target$model))
+  result <- rust_json(invoke_rust(target$client, repair_model_, target$model))
   result$uploaded <- as.character(unlist(result$uploaded))
   invisible(result)
 }
@@ -469,10 +469,9 @@ mlflowreg_repair_model <- function(model_uri, client = NULL) {
 model_target <- function(model, client, call = rlang::caller_env()) {
   remote <- grepl("^[A-Za-z][A-Za-z0-9+.-]*:/", model) && !startsWith(model, "file:")
   if (!remote) {
-    return(list(uri = "", origin = "", model = path.expand(model)))
+    return(list(client = list(tracking_uri = "", origin = ""), model = path.expand(model)))
   }
-  client <- resolve_client(client, call = call)
-  list(uri = client$tracking_uri, origin = client$origin, model = model)
+  list(client = resolve_client(client, call = call), model = model)
 }
 
 version_string <- function(version, arg = rlang::caller_arg(version), call = rlang::caller_env()) {

@@ -1,7 +1,7 @@
 # Experiments and runs.
 
 rust_call <- function(fun, client, ..., call = rlang::caller_env()) {
-  rust_json(fun(client$tracking_uri, client$origin, ...), call = call)
+  rust_json(invoke_rust(client, fun, ...), call = call)
 }
 
 #' Set the active experiment
@@ -29,9 +29,7 @@ mlflow_set_experiment <- function(experiment_name = NULL, experiment_id = NULL,
   }
   client <- mlflow_client()
   if (!is.null(experiment_id)) {
-    experiment <- rust_call(rest_call_, client, "GET", "experiments/get",
-      as.character(jsonlite::toJSON(list(experiment_id = experiment_id), auto_unbox = TRUE)))
-    id <- experiment$experiment$experiment_id
+    id <- tracking_call("get_experiment", client, experiment_id = experiment_id)$experiment_id
   } else {
     existing <- rust_call(get_experiment_by_name_, client, experiment_name)
     if (is.null(existing)) {

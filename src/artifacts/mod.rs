@@ -170,6 +170,9 @@ pub fn download_dir(repo: &dyn ArtifactRepository, artifact_path: &str, dest: &P
     let files = list_recursive(repo, artifact_path)?;
     if files.is_empty() {
         // The path may name a single file rather than a directory.
+        if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent).map_err(|err| Error::io("creating", parent, err))?;
+        }
         return repo.download_file(artifact_path, dest).map_err(|err| {
             if err.is_not_found() {
                 Error::ArtifactNotFound {

@@ -17,6 +17,7 @@ use mlflowreg::validate::{self, Profile};
 use mlflowreg::{model, pipeline, Client, Error};
 
 mod registry;
+mod tracking;
 use serde::Serialize;
 
 /// The last client built, reused while the tracking URI and the `MLFLOW_*`
@@ -351,6 +352,15 @@ fn registry_(tracking_uri: &str, origin: &str, operation: &str, args_json: &str)
     }
 }
 
+/// Runs one tracking operation; `args_json` holds its arguments by name.
+#[extendr]
+fn tracking_(tracking_uri: &str, origin: &str, operation: &str, args_json: &str) -> Robj {
+    match client(tracking_uri, origin) {
+        Ok(client) => tracking::run(&client, operation, args_json),
+        Err(err) => error_robj(&err),
+    }
+}
+
 /// Downloads a model into `dest` (a local path is used in place); returns its directory.
 #[extendr]
 fn download_model_(tracking_uri: &str, origin: &str, model_uri: &str, dest: &str) -> Robj {
@@ -387,5 +397,6 @@ extendr_module! {
     fn validate_model_;
     fn repair_model_;
     fn registry_;
+    fn tracking_;
     fn download_model_;
 }

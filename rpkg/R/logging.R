@@ -1,0 +1,295 @@
+# Params, metrics, tags and run queries.
+
+# Limits the MLflow server enforces, in characters.
+max_key_chars <- 250
+max_param_value_chars <- 6000
+max_tag_value_chars <- 8000
+
+check_key <- function(key, arg = rlang::caller_arg(key), call = rlang::caller_env()) {
+  check_string(key, arg = arg, call = call)
+  if (nchar(key) > max_key_chars) {
+    mlflowreg_abort(
+      sprintf("`%s` has %d characters; MLflow allows at most %d.", arg, nchar(key), max_key_chars),
+      kind = "invalid_argument", call = call
+    )
+  }
+  invisible(key)
+}
+
+# Returns `value` as a string after checking it is one non-NA scalar of at
+# most `max_chars` characters.
+check_value <- function(value, max_chars, arg = rlang::caller_arg(value), call = rlang::caller_env()) {
+  text <- scalar_text(value, arg = arg, call = call)
+  if (nchar(text) > max_chars) {
+    mlflowreg_abort(
+      sprintf("`%s` has %d characters; MLflow allows at most %d.", arg, nchar(text), max_chars),
+      kind = "invalid_argument", call = call
+    )
+  }
+  text
+}
+
+# A metric value for the JSON body: a number, or "NaN", "Infinity" or
+# "-Infinity", which JSON numbers cannot express.
+metric_value <- function(value, arg = rlang::caller_arg(value), call = rlang::caller_env()) {
+  if (!is.numeric(value) || length(value) != 1 || (is.na(value) && !is.nan(value))) {
+    abort_argument(arg, "a single number (NaN and Inf are allowed, NA is not)", value, call)
+  }
+  if (is.nan(value)) {
+    return("NaN")
+  }
+  if (is.infinite(value)) {
+    return(if (value > 0) "Infinity" else "-Infinity")
+  }
+  as.numeric(value)
+}
+
+# The run a logging call writes to: `run_id`, else the active run, else a
+# new run (as R mlflow's logging functions do).
+logging_run <- function(run_id, client, call = rlang::caller_env()) {
+  check_string(run_id, allow_null = TRUE, call = call)
+  run_id %||% active_run_id_or_start(client)
+}
+
+# The run a query reads: `run_id`, else the active run.
+query_run <- function(run_id, call = rlang::caller_env()) {
+  check_string(run_id, allow_null = TRUE, call = call)
+  run_id <- run_id %||% active_run_id()
+  if (is.null(run_id)) {
+    mlflowreg_abort(
+      c("`run_id` is NULL and there is no active run.", i = "Pass `run_id` or start a run with `mlflow_start_run()`."),
+      kind = "invalid_argument", call = call
+    )
+  }
+  run_id
+}
+
+logging_client <- function(client, call = rlang::caller_env()) {
+  resolve_client(client %||% active_run_client(), call = call)
+}
+
+#' Log a parameter
+#'
+#' @param key Parameter name, at most 250 characters.
+#' @param value Parameter value, converted to a string of at most 6000 characters.
+#' @param run_id The run; by default the active run, started when none is.
+#' @param client A client, or `NULL` for the active run's or the default.
+#' @return `value`, invisibly.
+#' @export
+mlflow_log_param <- function(key, value, run_id = NULL, client = NULL) {
+  check_key(key)
+  text <- check_value(value, max_param_value_chars)
+  client <- logging_client(client)
+  run_id <- logging_run(run_id, client)
+  tracking_call("log_param", client, run_id = run_id, key = key, value = text)
+  invisible(value)
+}
+
+#' Log a metric
+#'
+#' @param key Metric name, at most 250 characters.
+#' @param value A number; `NaN` and `Inf` are sent as MLflow expects them.
+#' @param timestamp Time as POSIXct or milliseconds since the epoch; `NULL` for now.
+#' @param step Whole-number step; `NULL` for 0.
+#' @inheritParams mlflow_log_param
+#' @return `value`, invisibly.
+#' @export
+mlflow_log_metric <- function(key, value, timestamp = NULL, step = NULL, run_id = NULL, client = NULL) {
+  check_key(key)
+  number <- metric_value(value)
+  time <- as_epoch_millis(timestamp, "timestamp", rlang::current_env())
+  check_number(step, allow_null = TRUE)
+  client <- logging_client(client)
+  run_id <- logging_run(run_id, client)
+  metric <- list(key = key, value = number, timestamp = if (time < 0) NULL else time, step = step)
+  tracking_call("log_batch", client, run_id = run_id, metrics = list(Filter(Negate(is.null), metric)))
+  invisible(value)
+}
+
+#' Log many metrics, params and tags at once
+#'
+#' Splits the data into as many requests as the server's limits need
+#' (1000 metrics, 100 params, 100 tags per request).
+#'
+#' @param metrics Data frame with columns `key`, `value` and optionally
+#'   `timestamp` (milliseconds) and `step`, or `NULL`.
+#' @param params Data frame with columns `key` and `value`, or `NULL`.
+#' @param tags Data frame with columns `key` and `value`, or `NULL`.
+#' @inheritParams mlflow_log_param
+#' @return `NULL`, invisibly.
+#' @export
+mlflow_log_batch <- function(metrics = NULL, params = NULL, tags = NULL, run_id = NULL, client = NULL) {
+  metric_rows <- batch_rows(metrics, c("key", "value"), "metrics", function(row) {
+    check_key(row$key, arg = "metrics$key")
+    entry <- list(key = row$key, value = metric_value(row$value, arg = "metrics$value"))
+    if (!is.null(row$timestamp) && !is.na(row$timestamp)) entry$timestamp <- as.numeric(row$timestamp)
+    if (!is.null(row$step) && !is.na(row$step)) entry$step <- as.numeric(row$step)
+    entry
+  })
+  param_rows <- batch_rows(params, c("key", "value"), "params", function(row) {
+    check_key(row$key, arg = "params$key")
+    list(key = row$key, value = check_value(row$value, max_param_value_chars, arg = "params$value"))
+  })
+  tag_rows <- batch_rows(tags, c("key", "value"), "tags", function(row) {
+    check_key(row$key, arg = "tags$key")
+    list(key = row$key, value = check_value(row$value, max_tag_value_chars, arg = "tags$value"))
+  })
+  client <- logging_client(client)
+  run_id <- logging_run(run_id, client)
+  tracking_call("log_batch", client, run_id = run_id,
+    metrics = metric_rows, params = param_rows, tags = tag_rows)
+  invisible(NULL)
+}
+
+batch_rows <- function(frame, columns, arg, convert, call = rlang::caller_env()) {
+  if (is.null(frame) || (is.data.frame(frame) && nrow(frame) == 0)) {
+    return(list())
+  }
+  if (!is.data.frame(frame) || !all(columns %in% names(frame))) {
+    abort_argument(arg, sprintf("a data frame with columns %s", paste(columns, collapse = ", ")), frame, call)
+  }
+  lapply(seq_len(nrow(frame)), function(i) convert(as.list(frame[i, , drop = FALSE])))
+}
+
+#' Set or delete a run tag
+#'
+#' @param key Tag key, at most 250 characters.
+#' @param value Tag value, converted to a string of at most 8000 characters.
+#' @inheritParams mlflow_log_param
+#' @return `NULL`, invisibly.
+#' @export
+mlflow_set_tag <- function(key, value, run_id = NULL, client = NULL) {
+  check_key(key)
+  text <- check_value(value, max_tag_value_chars)
+  client <- logging_client(client)
+  run_id <- logging_run(run_id, client)
+  tracking_call("set_tag", client, run_id = run_id, key = key, value = text)
+  invisible(NULL)
+}
+
+#' @rdname mlflow_set_tag
+#' @export
+mlflow_delete_tag <- function(key, run_id = NULL, client = NULL) {
+  check_key(key)
+  client <- logging_client(client)
+  run_id <- query_run(run_id)
+  tracking_call("delete_tag", client, run_id = run_id, key = key)
+  invisible(NULL)
+}
+
+#' Get the history of a metric
+#'
+#' @param metric_key Metric name.
+#' @param run_id The run; by default the active run.
+#' @param client A client, or `NULL` for the active run's or the default.
+#' @return A tibble with `key`, `value`, `timestamp` (POSIXct) and `step`.
+#' @export
+mlflow_get_metric_history <- function(metric_key, run_id = NULL, client = NULL) {
+  check_key(metric_key)
+  client <- logging_client(client)
+  run_id <- query_run(run_id)
+  metrics <- tracking_call("get_metric_history", client, run_id = run_id, key = metric_key)
+  metrics_tibble(metrics)
+}
+
+metrics_tibble <- function(metrics) {
+  tibble::tibble(
+    key = vapply(metrics, function(m) m$key, character(1)),
+    value = vapply(metrics, function(m) as.numeric(m$value), numeric(1)),
+    timestamp = millis_to_posix(vapply(metrics, function(m) as.numeric(m$timestamp %||% NA), numeric(1))),
+    step = vapply(metrics, function(m) as.numeric(m$step %||% 0), numeric(1))
+  )
+}
+
+#' Search runs
+#'
+#' @param filter Filter string such as `"metrics.rmse < 1"`, or `NULL`.
+#' @param run_view_type `"ACTIVE_ONLY"`, `"DELETED_ONLY"` or `"ALL"`.
+#' @param experiment_ids Experiments to search; by default the active one.
+#' @param order_by Character vector of order clauses.
+#' @param client A client, or `NULL` for the default.
+#' @return A tibble with one row per run, in the shape of [mlflow_get_run()].
+#' @export
+mlflow_search_runs <- function(filter = NULL, run_view_type = c("ACTIVE_ONLY", "DELETED_ONLY", "ALL"),
+                               experiment_ids = NULL, order_by = list(), client = NULL) {
+  check_string(filter, allow_null = TRUE)
+  run_view_type <- rlang::arg_match(run_view_type)
+  client <- resolve_client(client)
+  experiment_ids <- unlist(experiment_ids) %||% active_experiment_id(client)
+  if (!is.character(experiment_ids) || anyNA(experiment_ids)) {
+    abort_argument("experiment_ids", "a character vector of experiment ids", experiment_ids,
+      rlang::current_env())
+  }
+  result <- tracking_call("search_runs", client, experiment_ids = I(experiment_ids), filter = filter,
+    view_type = run_view_type, order_by = order_by_arg(order_by))
+  runs <- lapply(result$runs, new_run)
+  if (length(runs) == 0) {
+    return(new_run(list(info = list(run_id = "", experiment_id = ""), data = list()))[0, ])
+  }
+  do.call(rbind, runs)
+}
+
+#' Terminate, delete or restore a run
+#'
+#' @param status `"FINISHED"`, `"FAILED"` or `"KILLED"`.
+#' @param end_time End time as POSIXct or milliseconds; `NULL` for now.
+#' @param run_id The run; for `mlflow_set_terminated()` by default the active run.
+#' @param client A client, or `NULL` for the default.
+#' @return `mlflow_set_terminated()` returns the run; the others `NULL`. Invisibly.
+#' @export
+mlflow_set_terminated <- function(status = c("FINISHED", "FAILED", "KILLED"), end_time = NULL,
+                                  run_id = NULL, client = NULL) {
+  status <- rlang::arg_match(status)
+  run_id <- query_run(run_id)
+  end_ms <- as_epoch_millis(end_time, "end_time", rlang::current_env())
+  if (end_ms < 0) {
+    end_ms <- round(as.numeric(Sys.time()) * 1000)
+  }
+  client <- logging_client(client)
+  rust_call(update_run_, client, run_id, status, end_ms)
+  # A terminated run is no longer active, so later calls do not log to it.
+  stack <- .globals$run_stack
+  .globals$run_stack <- Filter(function(entry) !identical(entry$run_id, run_id), stack)
+  invisible(mlflow_get_run(run_id, client = client))
+}
+
+#' @rdname mlflow_set_terminated
+#' @export
+mlflow_delete_run <- function(run_id, client = NULL) {
+  check_string(run_id)
+  tracking_call("delete_run", logging_client(client), run_id = run_id)
+  invisible(NULL)
+}
+
+#' @rdname mlflow_set_terminated
+#' @export
+mlflow_restore_run <- function(run_id, client = NULL) {
+  check_string(run_id)
+  tracking_call("restore_run", logging_client(client), run_id = run_id)
+  invisible(NULL)
+}
+
+#' Get the id of a run or experiment
+#'
+#' @param object A run from [mlflow_start_run()] or [mlflow_get_run()], or an
+#'   experiment from [mlflow_get_experiment()].
+#' @return The id, a string.
+#' @export
+mlflow_id <- function(object) {
+  UseMethod("mlflow_id")
+}
+
+#' @export
+mlflow_id.mlflow_run <- function(object) {
+  object$run_uuid
+}
+
+#' @export
+mlflow_id.mlflow_experiment <- function(object) {
+  object$experiment_id
+}
+
+#' @export
+mlflow_id.default <- function(object) {
+  abort_argument("object", "a run or an experiment", object, rlang::current_env())
+}
