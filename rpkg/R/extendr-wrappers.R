@@ -6,9 +6,6 @@ save_model_ <- function(path, serialized) .Call(wrap__save_model_, path, seriali
 read_mlmodel_ <- function(dir) .Call(wrap__read_mlmodel_, dir)
 read_crate_ <- function(path) .Call(wrap__read_crate_, path)
 client_base_url_ <- function(tracking_uri, origin) .Call(wrap__client_base_url_, tracking_uri, origin)
-rest_call_ <- function(tracking_uri, origin, method, endpoint, body_json) {
-  .Call(wrap__rest_call_, tracking_uri, origin, method, endpoint, body_json)
-}
 get_experiment_by_name_ <- function(tracking_uri, origin, name) {
   .Call(wrap__get_experiment_by_name_, tracking_uri, origin, name)
 }
@@ -21,9 +18,6 @@ create_run_ <- function(tracking_uri, origin, experiment_id, run_name, start_tim
 get_run_ <- function(tracking_uri, origin, run_id) .Call(wrap__get_run_, tracking_uri, origin, run_id)
 update_run_ <- function(tracking_uri, origin, run_id, status, end_time) {
   .Call(wrap__update_run_, tracking_uri, origin, run_id, status, end_time)
-}
-set_tag_ <- function(tracking_uri, origin, run_id, key, value) {
-  .Call(wrap__set_tag_, tracking_uri, origin, run_id, key, value)
 }
 log_model_ <- function(tracking_uri, origin, run_id, artifact_path, serialized) {
   .Call(wrap__log_model_, tracking_uri, origin, run_id, artifact_path, serialized)

@@ -10,7 +10,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use extendr_api::prelude::*;
-use mlflowreg::http::Method;
 use mlflowreg::registry::NewModelVersion;
 use mlflowreg::tracking::Tag;
 use mlflowreg::validate::{self, Profile};
@@ -152,34 +151,6 @@ fn client_base_url_(tracking_uri: &str, origin: &str) -> Robj {
     json(client(tracking_uri, origin).map(|c| mlflowreg::http::redact_url(c.base_url())))
 }
 
-/// Calls any `api/2.0/mlflow/<endpoint>` route with a JSON body.
-#[extendr]
-fn rest_call_(tracking_uri: &str, origin: &str, method: &str, endpoint: &str, body_json: &str) -> Robj {
-    let result = (|| {
-        let client = client(tracking_uri, origin)?;
-        let method = reqwest_method(method)?;
-        let body: serde_json::Value = if body_json.is_empty() {
-            serde_json::json!({})
-        } else {
-            serde_json::from_str(body_json).map_err(|err| Error::InvalidArgument {
-                name: "request body",
-                value: body_json.to_string(),
-                reason: format!("it is not JSON ({err})"),
-            })?
-        };
-        client.call(method, endpoint, &body)
-    })();
-    json(result)
-}
-
-fn reqwest_method(method: &str) -> Result<Method, Error> {
-    Method::from_bytes(method.as_bytes()).map_err(|_| Error::InvalidArgument {
-        name: "HTTP method",
-        value: method.to_string(),
-        reason: "use GET, POST, PATCH or DELETE".into(),
-    })
-}
-
 #[extendr]
 fn get_experiment_by_name_(tracking_uri: &str, origin: &str, name: &str) -> Robj {
     json(client(tracking_uri, origin).and_then(|c| c.get_experiment_by_name(name)))
@@ -213,11 +184,6 @@ fn update_run_(tracking_uri: &str, origin: &str, run_id: &str, status: &str, end
         let end = (end_time.is_finite() && end_time >= 0.0).then_some(end_time as i64);
         c.update_run(run_id, status, end)
     }))
-}
-
-#[extendr]
-fn set_tag_(tracking_uri: &str, origin: &str, run_id: &str, key: &str, value: &str) -> Robj {
-    json(client(tracking_uri, origin).and_then(|c| c.set_tag(run_id, key, value)))
 }
 
 /// Saves the serialized function as a model and logs it to a run.
@@ -380,13 +346,11 @@ extendr_module! {
     fn read_mlmodel_;
     fn read_crate_;
     fn client_base_url_;
-    fn rest_call_;
     fn get_experiment_by_name_;
     fn create_experiment_;
     fn create_run_;
     fn get_run_;
     fn update_run_;
-    fn set_tag_;
     fn log_model_;
     fn log_model_dir_;
     fn create_registered_model_;
