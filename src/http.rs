@@ -110,11 +110,15 @@ fn parse_env<T: std::str::FromStr>(name: &str, value: &str, expected: &str) -> R
     })
 }
 
+/// Largest number of seconds a setting takes (about 31 years); larger
+/// values do not fit a `Duration` computation safely.
+const MAX_SETTING_SECS: f64 = 1e9;
+
 fn parse_seconds(name: &str, value: &str) -> Result<f64> {
     let secs: f64 = parse_env(name, value, "a number of seconds")?;
-    if !secs.is_finite() || secs < 0.0 {
+    if !secs.is_finite() || !(0.0..=MAX_SETTING_SECS).contains(&secs) {
         return Err(Error::Configuration(format!(
-            "{name} is {value:?}; set it to a non-negative number of seconds"
+            "{name} is {value:?}; set it to a number of seconds from 0 to {MAX_SETTING_SECS:e}"
         )));
     }
     Ok(secs)
@@ -267,11 +271,13 @@ impl Http {
     /// retried up to `max_retries` times, waiting `backoff_factor * 2^(n-1)`
     /// seconds plus up to `backoff_jitter` seconds, or what `Retry-After`
     /// asks for, capped at [`MAX_BACKOFF_SECS`]. Any other error status
-    /// returns [`Error::Api`] at once.
+    /// returns [`Error::Api`] at once. Connection errors are retried only
+    /// while the total time stays within one request timeout.
     ///
     /// NOTE: POST requests are retried like any other, as Python mlflow does,
     /// so a create whose first attempt reached the server can be repeated.
     pub fn send(&self, method: Method, url: &Url, body: RequestBody<'_>) -> Result<Response> {
+        let started = std::time::Instant::now();
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
@@ -293,12 +299,23 @@ impl Http {
                     );
                     wait
                 }
+                Err(err) if err.is_builder() => {
+                    return Err(Error::Configuration(format!(
+                        "cannot build the request to {}: {}; check MLFLOW_TRACKING_TOKEN, \
+                         MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD for invalid characters",
+                        redact_url(url),
+                        err.without_url()
+                    )))
+                }
                 Err(err) => {
                     let transient = err.is_connect() || err.is_timeout() || err.is_request();
-                    if !(retries_left && transient) {
+                    let wait = self.backoff(attempt);
+                    // A server that cannot be reached fails within one request
+                    // timeout in total, not after every retry's backoff.
+                    let within_budget = started.elapsed() + wait < self.config.timeout;
+                    if !(retries_left && transient && within_budget) {
                         return Err(self.unreachable(url, err));
                     }
-                    let wait = self.backoff(attempt);
                     tracing::info!(
                         method = %method, route = url.path(), error = %err.without_url(),
                         attempt, max_retries = self.config.max_retries, wait_secs = wait.as_secs_f64(),

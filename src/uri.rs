@@ -42,7 +42,7 @@ impl TrackingUri {
             let scheme = text.split("://").next().unwrap_or_default();
             return Err(Error::invalid(
                 "tracking URI",
-                text,
+                redact_userinfo(text),
                 format!("the scheme {scheme:?} is not supported; use http://, https://, azureml:// or file:"),
             ));
         }
@@ -50,11 +50,11 @@ impl TrackingUri {
     }
 
     fn parse_http(text: &str, original: &str) -> Result<Self> {
-        let mut url = Url::parse(text).map_err(|err| {
-            Error::invalid("tracking URI", original, format!("it is not a valid URL ({err})"))
-        })?;
+        let shown = redact_userinfo(original);
+        let mut url = Url::parse(text)
+            .map_err(|err| Error::invalid("tracking URI", shown.clone(), format!("it is not a valid URL ({err})")))?;
         if url.host_str().map_or(true, str::is_empty) {
-            return Err(Error::invalid("tracking URI", original, "it has no host"));
+            return Err(Error::invalid("tracking URI", shown, "it has no host"));
         }
         let trimmed = url.path().trim_end_matches('/').to_string();
         url.set_path(&trimmed);
@@ -151,6 +151,20 @@ fn looks_like_windows_drive(text: &str) -> bool {
     bytes.len() >= 3 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':' && (bytes[2] == b'/' || bytes[2] == b'\\')
 }
 
+/// Replaces the password of a `scheme://user:password@host` text with
+/// `***`, for error messages about URIs that may not parse.
+pub fn redact_userinfo(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return text.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return text.to_string();
+    };
+    let user = rest[..at].split(':').next().unwrap_or_default();
+    format!("{scheme}://{user}:***@{}", &rest[at + 1..])
+}
+
 /// Checks that an artifact path is relative and stays inside its root.
 pub fn check_relative(path: &str) -> std::result::Result<(), String> {
     if path.starts_with('/') || path.starts_with('\\') {
@@ -214,6 +228,15 @@ mod tests {
         );
         let err = TrackingUri::parse("databricks://profile").unwrap_err();
         assert!(err.to_string().contains("\"databricks\""), "{err}");
+    }
+
+    #[test]
+    fn invalid_uri_errors_hide_password() {
+        for bad in ["http://alice:S3cr3t@[::1", "ftp://alice:S3cr3t@host", "http://alice:S3cr3t@127.0.0.1:99999"] {
+            let message = TrackingUri::parse(bad).unwrap_err().to_string();
+            assert!(!message.contains("S3cr3t"), "{message}");
+            assert!(message.contains("alice:***@"), "{message}");
+        }
     }
 
     #[test]

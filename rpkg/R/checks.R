@@ -79,3 +79,17 @@ tags_json <- function(tags, arg = rlang::caller_arg(tags), call = rlang::caller_
 }
 
 `%||%` <- function(x, y) if (is.null(x)) y else x
+
+# Registered model names: the MLflow server rejects "/" and ":".
+check_model_name <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env(),
+                             allow_null = FALSE) {
+  check_string(x, arg = arg, call = call, allow_null = allow_null)
+  if (!is.null(x) && grepl("[/:]", x)) {
+    mlflowreg_abort(
+      c(sprintf("`%s` %s contains \"/\" or \":\", which MLflow does not allow in model names.",
+        arg, describe_value(x)), i = "Use letters, digits, \"-\", \"_\", \".\" or spaces."),
+      kind = "invalid_argument", call = call
+    )
+  }
+  invisible(x)
+}

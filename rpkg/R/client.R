@@ -13,6 +13,12 @@
 #' @export
 mlflow_set_tracking_uri <- function(uri) {
   check_string(uri)
+  # Parse it now, so a malformed URI fails here rather than at the next
+  # call; no request is sent.
+  checked <- client_base_url_(uri, "mlflow_set_tracking_uri()")
+  if (inherits(checked, "mlflowreg_rust_error") && !identical(checked$kind, "unsupported")) {
+    rust_result(checked)
+  }
   .globals$tracking_uri <- uri
   invisible(uri)
 }
@@ -60,10 +66,24 @@ mlflow_client <- function(tracking_uri = NULL) {
     current <- list(uri = tracking_uri, origin = "the `tracking_uri` argument of mlflow_client()")
   }
   base_url <- rust_json(client_base_url_(current$uri, current$origin))
+  # The URI as given may hold a password; it is kept in an environment so
+  # that print(), str() and format() show only the redacted form.
+  handle <- new.env(parent = emptyenv())
+  handle$uri <- current$uri
   structure(
-    list(tracking_uri = current$uri, origin = current$origin, server_url = base_url),
+    list(
+      tracking_uri = redact_uri(current$uri),
+      origin = current$origin,
+      server_url = base_url,
+      handle = handle
+    ),
     class = c("mlflowreg_client", "mlflow_client")
   )
+}
+
+# Replaces the password in `scheme://user:password@host` with ***.
+redact_uri <- function(uri) {
+  sub("^([A-Za-z][A-Za-z0-9+.-]*://[^/@:]*):[^/@]*@", "\\1:***@", uri)
 }
 
 # Returns `client`, or the default client when it is NULL. A client made by
@@ -111,7 +131,8 @@ invoke_rust <- function(client, fun, ...) {
     }, add = TRUE)
     do.call(Sys.setenv, as.list(env))
   }
-  fun(client$tracking_uri, client$origin, ...)
+  uri <- if (is.environment(client$handle)) client$handle$uri else client$tracking_uri
+  fun(uri, client$origin, ...)
 }
 
 #' @export

@@ -32,6 +32,7 @@ default_packages <- c("base", "stats", "utils", "methods", "graphics", "grDevice
 #' @export
 mlflow_save_model <- function(model, path, model_spec = list(), ...) {
   check_string(path)
+  warn_unused_dots(...)
   fn <- as_model_function(model)
   path <- path.expand(path)
   rust_json(save_model_(path, serialize(fn, NULL)))
@@ -59,8 +60,10 @@ mlflow_save_model <- function(model, path, model_spec = list(), ...) {
 mlflow_log_model <- function(model, artifact_path, ..., registered_model_name = NULL,
                              await_registration_for = 300, client = NULL) {
   check_string(artifact_path)
-  check_string(registered_model_name, allow_null = TRUE)
+  check_artifact_path(artifact_path)
+  check_model_name(registered_model_name, allow_null = TRUE)
   check_number(await_registration_for, min = 0)
+  warn_unused_dots(...)
   fn <- as_model_function(model)
   client <- client %||% active_run_client()
   client <- resolve_client(client)
@@ -78,10 +81,23 @@ mlflow_log_model <- function(model, artifact_path, ..., registered_model_name = 
     flavors = logged$mlmodel$flavors
   )
   if (!is.null(registered_model_name)) {
-    result$model_version <- new_model_version(rust_call(
-      register_model_, client, logged$model_uri, registered_model_name, "",
-      as.numeric(await_registration_for), ""
-    ))
+    result$model_version <- tryCatch(
+      new_model_version(rust_call(
+        register_model_, client, logged$model_uri, registered_model_name, "",
+        as.numeric(await_registration_for), ""
+      )),
+      mlflowreg_error = function(err) {
+        mlflowreg_abort(
+          c(
+            sprintf("The model was logged to %s, but registering it as %s failed.",
+              logged$model_uri, describe_value(registered_model_name)),
+            i = sprintf("Fix the cause below, then call mlflow_register_model(\"%s\", ...).", logged$model_uri)
+          ),
+          kind = sub("^mlflowreg_error_", "", class(err)[[1]]),
+          parent = err
+        )
+      }
+    )
   }
   invisible(structure(result, class = "mlflow_logged_model"))
 }
@@ -131,8 +147,25 @@ mlflow_load_model <- function(model_uri, flavor = NULL, client = NULL) {
       kind = "unsupported"
     )
   }
-  bytes <- rust_result(read_crate_(file.path(dir, crate_flavor$model)))
-  unserialize(bytes)
+  model_file <- crate_flavor$model %||% ""
+  if (!is.character(model_file) || !nzchar(model_file) || grepl("(^|[/\\\\])\\.\\.([/\\\\]|$)", model_file) ||
+    startsWith(model_file, "/")) {
+    mlflowreg_abort(
+      sprintf("The crate flavor of %s names the file %s, which is not a file inside the model.",
+        describe_value(model_uri), describe_value(model_file)),
+      kind = "parse"
+    )
+  }
+  bytes <- rust_result(read_crate_(file.path(dir, model_file)))
+  fn <- unserialize(bytes)
+  if (!is.function(fn)) {
+    mlflowreg_abort(
+      sprintf("The crate file of %s holds an object of class %s, not a function.",
+        describe_value(model_uri), paste(class(fn), collapse = "/")),
+      kind = "parse"
+    )
+  }
+  fn
 }
 
 #' Predict with a loaded model
@@ -152,6 +185,31 @@ mlflow_predict.default <- function(model, data, ...) {
     abort_argument("model", "a function from mlflow_load_model()", model, rlang::current_env())
   }
   do.call(model, list(data, ...))
+}
+
+# Warns about arguments that R mlflow would pass to other flavors and this
+# package ignores, so a misspelled argument does not go unnoticed.
+warn_unused_dots <- function(..., call = rlang::caller_env()) {
+  extra <- names(list(...))
+  if (length(list(...)) == 0) {
+    return(invisible())
+  }
+  shown <- if (is.null(extra)) "unnamed arguments" else paste0("`", extra, "`", collapse = ", ")
+  rlang::warn(
+    sprintf("Ignoring %s: the crate flavor takes no further arguments. Check the spelling.", shown),
+    class = "mlflowreg_warning"
+  )
+}
+
+check_artifact_path <- function(path, arg = rlang::caller_arg(path), call = rlang::caller_env()) {
+  if (startsWith(path, "/") || grepl("(^|/)\\.\\.(/|$)", path)) {
+    mlflowreg_abort(
+      c(sprintf("`%s` %s must be a relative path inside the run's artifacts.", arg, describe_value(path)),
+        i = 'Use a folder name such as "model", without a leading "/" or "..".'),
+      kind = "invalid_argument", call = call
+    )
+  }
+  invisible(path)
 }
 
 # Turns a model into a function that loads and runs in a fresh R session.
@@ -198,7 +256,7 @@ wrap_predict <- function(model, arg, call) {
   }
   packages <- setdiff(method_package, default_packages)
   env <- new.env(parent = baseenv())
-  env$model <- model
+  env$model <- capture_formula_envs(model, call)
   env$packages <- packages
   fn <- function(data, ...) {
     for (package in packages) {
@@ -221,6 +279,36 @@ binding_env <- function(name, env) {
   NULL
 }
 
+# TRUE for environments R serializes by value: neither the global
+# environment, a package, a namespace, nor base.
+is_user_env <- function(env) {
+  !identical(env, globalenv()) && !identical(env, baseenv()) && !identical(env, emptyenv()) &&
+    !isNamespace(env) && !startsWith(environmentName(env), "package:")
+}
+
+# A function held in a closure's environment is serialized with it, but
+# if its own environment is the global one, the globals it uses are not.
+check_enclosed_function <- function(name, value, call) {
+  if (!is.function(value) || !identical(environment(value), globalenv())) {
+    return(invisible())
+  }
+  globals <- codetools::findGlobals(value, merge = TRUE)
+  missing <- Filter(function(g) identical(binding_env(g, globalenv()), globalenv()), globals)
+  if (length(missing) > 0) {
+    mlflowreg_abort(
+      c(
+        sprintf(
+          "The model function calls `%s`, which uses %s from the global environment; R does not serialize those.",
+          name, paste0("`", missing, "`", collapse = ", ")
+        ),
+        i = "Use carrier::crate() to pass them in, or define the model function at the top level of the script."
+      ),
+      kind = "unsafe_model",
+      call = call
+    )
+  }
+}
+
 # Returns the function with copies of the global variables it uses, or
 # raises `mlflowreg_error_unsafe_model` when that cannot be done.
 self_contained <- function(fn, call, depth = 0) {
@@ -238,6 +326,8 @@ self_contained <- function(fn, call, depth = 0) {
       undefined <- c(undefined, name)
     } else if (identical(where, globalenv())) {
       captured[[name]] <- get(name, envir = where)
+    } else if (!identical(env, globalenv()) && is_user_env(where)) {
+      check_enclosed_function(name, get(name, envir = where), call)
     } else {
       package <- sub("^package:", "", environmentName(where))
       if (startsWith(environmentName(where), "package:") && !package %in% default_packages) {
@@ -262,7 +352,7 @@ self_contained <- function(fn, call, depth = 0) {
         sprintf("The model function uses names defined nowhere: %s.", paste(undefined, collapse = ", ")),
         i = "Ignore this if they are data columns; otherwise the model fails when called."
       ),
-      class = "mlflowreg_warning_undefined_names"
+      class = c("mlflowreg_warning_undefined_names", "mlflowreg_warning")
     )
   }
   if (length(captured) == 0) {
@@ -283,12 +373,72 @@ self_contained <- function(fn, call, depth = 0) {
   }
   new_env <- new.env(parent = globalenv())
   for (name in names(captured)) {
-    value <- captured[[name]]
-    if (is.function(value) && identical(environment(value), globalenv())) {
-      value <- self_contained(value, call = call, depth = depth + 1)
-    }
-    assign(name, value, envir = new_env)
+    assign(name, capture_value(captured[[name]], call, depth + 1), envir = new_env)
   }
   environment(fn) <- new_env
   fn
+}
+
+# Makes the functions inside a captured value self-contained too: a
+# function, or the functions inside a list, whose environment is the
+# global environment.
+capture_value <- function(value, call, depth) {
+  if (depth > 10) {
+    return(value)
+  }
+  if (is.function(value) && identical(environment(value), globalenv())) {
+    return(self_contained(value, call = call, depth = depth))
+  }
+  if (is.list(value) && !is.data.frame(value)) {
+    attrs <- attributes(value)
+    value <- lapply(value, capture_value, call = call, depth = depth + 1)
+    attributes(value) <- attrs
+  }
+  value
+}
+
+# Formulas and terms of a fitted model are evaluated in their environment
+# when it predicts. When that is the global environment, R serializes it
+# by reference and a fresh session lacks the variables and attached-package
+# functions the formula uses (`I(hp / k)`, `splines::ns` called as `ns`).
+# This gives each such formula an environment holding copies of them.
+capture_formula_envs <- function(model, call, depth = 0) {
+  if (depth > 4) {
+    return(model)
+  }
+  if (inherits(model, "formula") && identical(environment(model), globalenv())) {
+    return(with_formula_env(model, call))
+  }
+  if (is.list(model) && !is.data.frame(model)) {
+    attrs <- attributes(model)
+    model <- lapply(model, capture_formula_envs, call = call, depth = depth + 1)
+    attributes(model) <- attrs
+  } else if (is.data.frame(model) && inherits(attr(model, "terms"), "formula")) {
+    attr(model, "terms") <- capture_formula_envs(attr(model, "terms"), call, depth + 1)
+  }
+  if (inherits(attr(model, "terms"), "formula") && !is.data.frame(model)) {
+    attr(model, "terms") <- capture_formula_envs(attr(model, "terms"), call, depth + 1)
+  }
+  model
+}
+
+with_formula_env <- function(formula, call) {
+  env <- new.env(parent = globalenv())
+  for (name in all.names(formula)) {
+    where <- binding_env(name, globalenv())
+    if (is.null(where)) {
+      next
+    }
+    if (identical(where, globalenv())) {
+      value <- get(name, envir = where)
+      if (!is.data.frame(value)) {
+        assign(name, capture_value(value, call, 1), envir = env)
+      }
+    } else if (startsWith(environmentName(where), "package:") &&
+      !sub("^package:", "", environmentName(where)) %in% default_packages) {
+      assign(name, get(name, envir = where), envir = env)
+    }
+  }
+  environment(formula) <- env
+  formula
 }

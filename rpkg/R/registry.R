@@ -40,7 +40,7 @@ profile_arg <- function(profile, arg = rlang::caller_arg(profile), call = rlang:
 #' @return The registered model, a list of class `mlflow_registered_model`.
 #' @export
 mlflow_create_registered_model <- function(name, tags = NULL, description = NULL, client = NULL) {
-  check_string(name)
+  check_model_name(name)
   check_string(description, allow_null = TRUE)
   tags <- tags_json(tags)
   client <- resolve_client(client)
@@ -65,7 +65,7 @@ mlflow_get_registered_model <- function(name, client = NULL) {
 #' @export
 mlflow_rename_registered_model <- function(name, new_name, client = NULL) {
   check_string(name)
-  check_string(new_name)
+  check_model_name(new_name)
   new_registered_model(registry_call("rename_registered_model", resolve_client(client),
     name = name, new_name = new_name))
 }
@@ -400,7 +400,7 @@ mlflow_get_model_version_by_alias <- function(name, alias, client = NULL) {
 mlflow_register_model <- function(model_uri, name, tags = NULL, await_registration_for = 300,
                                   profile = NULL, client = NULL) {
   check_string(model_uri)
-  check_string(name)
+  check_model_name(name)
   check_number(await_registration_for, min = 0)
   profile <- profile_arg(profile)
   tags <- tags_json(tags)

@@ -68,6 +68,17 @@ active_run_id <- function() {
   if (length(stack) == 0) NULL else stack[[length(stack)]]$run_id
 }
 
+# The run a job hands over in MLFLOW_RUN_ID, used by the first top-level
+# mlflow_start_run() only: like Python mlflow, later runs and nested runs
+# are new runs.
+job_run_id <- function(parent) {
+  id <- trimws(Sys.getenv("MLFLOW_RUN_ID"))
+  if (!nzchar(id) || !is.null(parent) || identical(.globals$consumed_job_run_id, id)) {
+    return(NULL)
+  }
+  id
+}
+
 # The tags R mlflow sets on every new run.
 run_context_tags <- function() {
   script <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
@@ -85,9 +96,12 @@ as_epoch_millis <- function(x, arg, call) {
     return(-1)
   }
   if (inherits(x, "POSIXt")) {
-    return(round(as.numeric(as.POSIXct(x)) * 1000))
+    x <- round(as.numeric(as.POSIXct(x)) * 1000)
   }
-  check_number(x, arg = arg, call = call, min = 0)
+  # Up to the year 9999 in milliseconds: larger values are not times.
+  if (!is.numeric(x) || length(x) != 1 || !is.finite(x) || x < 0 || x > 253402300799999) {
+    abort_argument(arg, "a POSIXct time or milliseconds since 1970 before the year 10000", x, call)
+  }
   x
 }
 
@@ -127,9 +141,25 @@ mlflow_start_run <- function(run_id = NULL, experiment_id = NULL, start_time = N
     )
   }
 
-  existing <- run_id %||% (if (nzchar(Sys.getenv("MLFLOW_RUN_ID"))) Sys.getenv("MLFLOW_RUN_ID"))
+  existing <- run_id %||% job_run_id(parent)
   if (!is.null(existing)) {
-    run <- rust_call(get_run_, client, existing)
+    run <- tryCatch(
+      rust_call(get_run_, client, existing),
+      mlflowreg_error_not_found = function(err) {
+        from_env <- is.null(run_id)
+        mlflowreg_abort(
+          c(
+            sprintf("Run %s does not exist on the tracking server.", describe_value(existing)),
+            i = if (from_env) "The id came from MLFLOW_RUN_ID; unset it or set it to an existing run." else
+              "Pass the id of an existing run, or NULL to start a new one."
+          ),
+          kind = "not_found", parent = err
+        )
+      }
+    )
+    if (is.null(run_id)) {
+      .globals$consumed_job_run_id <- existing
+    }
     if (!identical(run$info$status, "RUNNING")) {
       rust_call(update_run_, client, existing, "RUNNING", -1)
       run <- rust_call(get_run_, client, existing)
@@ -162,7 +192,7 @@ mlflow_start_run <- function(run_id = NULL, experiment_id = NULL, start_time = N
 #' @export
 mlflow_end_run <- function(status = c("FINISHED", "FAILED", "KILLED"), end_time = NULL,
                            run_id = NULL, client = NULL) {
-  status <- rlang::arg_match(status)
+  status <- run_status_arg(status)
   check_string(run_id, allow_null = TRUE)
   end_ms <- as_epoch_millis(end_time, "end_time", rlang::current_env())
   active <- active_run_id()
@@ -184,6 +214,17 @@ mlflow_end_run <- function(status = c("FINISHED", "FAILED", "KILLED"), end_time 
     .globals$run_stack <- stack[-position]
   }
   invisible(new_run(rust_call(get_run_, client, run_id)))
+}
+
+run_status_arg <- function(status, call = rlang::caller_env()) {
+  allowed <- c("FINISHED", "FAILED", "KILLED")
+  if (identical(status, allowed)) {
+    return("FINISHED")
+  }
+  if (!is.character(status) || length(status) != 1 || !status %in% allowed) {
+    abort_argument("status", sprintf("one of %s", paste0('"', allowed, '"', collapse = ", ")), status, call)
+  }
+  status
 }
 
 #' Get a run
@@ -271,14 +312,29 @@ new_run <- function(run) {
 #' @export
 with.mlflow_run <- function(data, expr, ...) {
   run_id <- data$run_id
+  # Ends the run, but never lets a failure to reach the server hide the
+  # error of `expr`: that failure becomes a warning, and the run leaves the
+  # stack of active runs either way.
+  end_quietly <- function(status) {
+    tryCatch(
+      mlflow_end_run(status = status, run_id = run_id),
+      error = function(err) {
+        .globals$run_stack <- Filter(function(entry) !identical(entry$run_id, run_id), .globals$run_stack)
+        rlang::warn(
+          sprintf("Could not mark run %s %s: %s", run_id, status, conditionMessage(err)),
+          class = "mlflowreg_warning"
+        )
+      }
+    )
+  }
   value <- tryCatch(
     expr,
     error = function(err) {
-      mlflow_end_run(status = "FAILED", run_id = run_id)
+      end_quietly("FAILED")
       stop(err)
     },
     interrupt = function(cnd) {
-      mlflow_end_run(status = "KILLED", run_id = run_id)
+      end_quietly("KILLED")
       rlang::interrupt()
     }
   )

@@ -133,7 +133,13 @@ fn swap_into_place(staged: &Path, path: &Path) -> Result<()> {
         let _ = fs::rename(&backup, path);
         return Err(Error::io("renaming into", path, err));
     }
-    fs::remove_dir_all(&backup).map_err(|err| Error::io("removing the previous model at", &backup, err))
+    // The new model is in place; a previous model that cannot be removed
+    // (a read-only folder, say) is left beside it rather than failing a
+    // save that succeeded.
+    if let Err(err) = fs::remove_dir_all(&backup) {
+        tracing::warn!(path = %backup.display(), error = %err, "could not remove the previous model");
+    }
+    Ok(())
 }
 
 /// Writes every file of the model into `dir` and returns its `MLmodel`.

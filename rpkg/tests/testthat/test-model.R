@@ -125,3 +125,86 @@ test_that("load of a directory without MLmodel fails clearly", {
   expect_error(mlflow_load_model(dir),
     class = "mlflowreg_error_invalid_argument", regexp = "no MLmodel file")
 })
+
+test_that("lm formula using globals and attached functions loads fresh", {
+  path <- file.path(withr::local_tempdir(), "model")
+  local(
+    {
+      scale_k <- 100
+      formula_fit <- lm(mpg ~ I(hp / scale_k) + splines::ns(wt, 3), data = mtcars)
+    },
+    envir = globalenv()
+  )
+  withr::defer(rm(list = c("scale_k", "formula_fit"), envir = globalenv()))
+  fit_global <- get("formula_fit", envir = globalenv())
+
+  mlflow_save_model(fit_global, path)
+  expect_equal(fresh_predictions(path), unname(predict(fit_global, mtcars)), tolerance = 1e-12)
+})
+
+test_that("formula calling an attached package function loads fresh", {
+  path <- file.path(withr::local_tempdir(), "model")
+  library(splines)
+  withr::defer(detach("package:splines"))
+  local(spline_fit <- lm(mpg ~ ns(wt, 3), data = mtcars), envir = globalenv())
+  withr::defer(rm("spline_fit", envir = globalenv()))
+  fit_global <- get("spline_fit", envir = globalenv())
+
+  mlflow_save_model(fit_global, path)
+  expect_equal(fresh_predictions(path), unname(predict(fit_global, mtcars)), tolerance = 1e-12)
+})
+
+test_that("functions inside captured lists are captured too", {
+  path <- file.path(withr::local_tempdir(), "model")
+  local(
+    {
+      k_factor <- 2
+      helpers <- list(fun = function(x) x * k_factor)
+      list_fn <- function(d) helpers$fun(d$wt)
+    },
+    envir = globalenv()
+  )
+  withr::defer(rm(list = c("k_factor", "helpers", "list_fn"), envir = globalenv()))
+
+  mlflow_save_model(get("list_fn", envir = globalenv()), path)
+  expect_equal(fresh_predictions(path), mtcars$wt * 2, tolerance = 0)
+})
+
+test_that("closure holding a global-environment helper is rejected", {
+  local(
+    {
+      k_global <- 2
+      helper_global <- function(x) x * k_global
+    },
+    envir = globalenv()
+  )
+  withr::defer(rm(list = c("k_global", "helper_global"), envir = globalenv()))
+  make <- function() {
+    h <- get("helper_global", envir = globalenv())
+    function(d) h(d$wt)
+  }
+  expect_error(mlflow_save_model(make(), file.path(withr::local_tempdir(), "m")),
+    class = "mlflowreg_error_unsafe_model", regexp = "k_global")
+})
+
+test_that("unused arguments to save warn", {
+  path <- file.path(withr::local_tempdir(), "model")
+  expect_warning(mlflow_save_model(fit, path, modelspec = list()), class = "mlflowreg_warning",
+    regexp = "`modelspec`")
+})
+
+test_that("load rejects a crate file outside the model or not a function", {
+  dir <- withr::local_tempdir()
+  outside <- file.path(dir, "m1")
+  dir.create(outside)
+  writeLines(c("flavors:", "  crate:", "    version: 0.1.0", "    model: ../secret.bin"),
+    file.path(outside, "MLmodel"))
+  expect_error(mlflow_load_model(outside), class = "mlflowreg_error_parse", regexp = "not a file inside")
+
+  data_model <- file.path(dir, "m2")
+  dir.create(data_model)
+  saveRDS(serialize(mtcars, NULL), file.path(data_model, "crate.bin"))
+  writeLines(c("flavors:", "  crate:", "    version: 0.1.0", "    model: crate.bin"),
+    file.path(data_model, "MLmodel"))
+  expect_error(mlflow_load_model(data_model), class = "mlflowreg_error_parse", regexp = "not a function")
+})

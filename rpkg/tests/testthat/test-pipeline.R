@@ -188,3 +188,85 @@ test_that("bad registry arguments fail before any request", {
   expect_error(mlflow_create_registered_model("m", tags = list("no name")),
     class = "mlflowreg_error_invalid_argument", regexp = "named list")
 })
+
+test_that("with() keeps the user's error when ending the run fails", {
+  local_tracking(tracking_server())
+  mlflow_set_experiment(unique_name("with-fail"))
+  run <- mlflow_start_run()
+  withr::local_envvar(MLFLOW_HTTP_REQUEST_MAX_RETRIES = "0", MLFLOW_HTTP_REQUEST_TIMEOUT = "3")
+  # Point the run's client at a closed port so ending the run fails.
+  globals <- mlflowreg:::.globals
+  stack <- globals$run_stack
+  stack[[length(stack)]]$client <- mlflow_client("http://127.0.0.1:9")
+  globals$run_stack <- stack
+  expect_warning(
+    expect_error(with(run, stop("original user error")), "original user error"),
+    class = "mlflowreg_warning", regexp = "Could not mark run"
+  )
+  expect_null(mlflowreg:::active_run_id())
+})
+
+test_that("MLFLOW_RUN_ID is used once and not for nested runs", {
+  local_tracking(tracking_server())
+  mlflow_set_experiment(unique_name("job"))
+  job <- mlflow_start_run()
+  mlflow_end_run()
+  withr::local_envvar(MLFLOW_RUN_ID = paste0(" ", job$run_id, " "))
+
+  resumed <- mlflow_start_run()
+  expect_equal(resumed$run_id, job$run_id)
+  child <- mlflow_start_run(nested = TRUE)
+  expect_false(identical(child$run_id, job$run_id))
+  mlflow_end_run()
+  mlflow_end_run()
+  again <- mlflow_start_run()
+  expect_false(identical(again$run_id, job$run_id))
+  mlflow_end_run()
+})
+
+test_that("MLFLOW_RUN_ID naming a missing run says so", {
+  local_tracking(tracking_server())
+  withr::local_envvar(MLFLOW_RUN_ID = "0123456789abcdef0123456789abcdef")
+  globals <- mlflowreg:::.globals
+  globals$consumed_job_run_id <- NULL
+  expect_error(mlflow_start_run(), class = "mlflowreg_error_not_found", regexp = "MLFLOW_RUN_ID")
+})
+
+test_that("log_model rejects a bad artifact path before starting a run", {
+  local_tracking(tracking_server())
+  expect_error(mlflow_log_model(fit, "/abs"), class = "mlflowreg_error_invalid_argument",
+    regexp = "relative path")
+  expect_error(mlflow_log_model(fit, "a/../b"), class = "mlflowreg_error_invalid_argument")
+  expect_null(mlflowreg:::active_run_id())
+})
+
+test_that("invalid registered model names fail before logging", {
+  local_tracking(tracking_server())
+  mlflow_set_experiment(unique_name("names"))
+  for (bad in c("team/model", "a:b", "")) {
+    expect_error(mlflow_log_model(fit, "model", registered_model_name = bad),
+      class = "mlflowreg_error_invalid_argument")
+  }
+  expect_null(mlflowreg:::active_run_id())
+})
+
+test_that("client never shows the password of its URI", {
+  client <- mlflow_client("http://alice:S3cr3tPW@127.0.0.1:9")
+  shown <- c(capture.output(print(client)), capture.output(str(client)), format(client))
+  expect_false(any(grepl("S3cr3tPW", shown, fixed = TRUE)))
+  expect_equal(client$tracking_uri, "http://alice:***@127.0.0.1:9")
+  err <- expect_error(mlflow_client("http://alice:S3cr3tPW@[::1"), class = "mlflowreg_error_invalid_argument")
+  expect_false(grepl("S3cr3tPW", conditionMessage(err), fixed = TRUE))
+  expect_error(mlflow_set_tracking_uri("ftp://alice:S3cr3tPW@host"), class = "mlflowreg_error_invalid_argument")
+})
+
+test_that("end_run checks status and end_time", {
+  local_tracking(tracking_server())
+  mlflow_set_experiment(unique_name("end"))
+  mlflow_start_run()
+  expect_error(mlflow_end_run(status = "DONE"), class = "mlflowreg_error_invalid_argument", regexp = "\"DONE\"")
+  expect_error(mlflow_end_run(end_time = as.POSIXct(NA)), class = "mlflowreg_error_invalid_argument")
+  expect_error(mlflow_end_run(end_time = 1e300), class = "mlflowreg_error_invalid_argument")
+  expect_false(is.null(mlflowreg:::active_run_id()))
+  mlflow_end_run()
+})

@@ -112,9 +112,14 @@ pub(crate) fn parse_tags(tags_json: &str) -> Result<Vec<Tag>, Error> {
         .collect())
 }
 
+/// Longest wait the R functions pass on: about 31 years, which `Inf` means.
+const MAX_WAIT_SECS: f64 = 1e9;
+
+/// Converts seconds from R; `Inf` and values above [`MAX_WAIT_SECS`] wait
+/// that long, and zero, negative or NaN values do not wait.
 fn seconds(value: f64) -> Duration {
-    if value.is_finite() && value > 0.0 {
-        Duration::from_secs_f64(value)
+    if value > 0.0 {
+        Duration::from_secs_f64(value.min(MAX_WAIT_SECS))
     } else {
         Duration::ZERO
     }
