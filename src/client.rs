@@ -10,6 +10,10 @@ use crate::error::{Error, Result};
 use crate::http::{Credentials, Http, HttpConfig};
 use crate::uri::TrackingUri;
 
+/// Results asked for per search request; the MLflow server accepts at
+/// most 1000 for registered model and experiment searches.
+pub const SEARCH_PAGE_SIZE: usize = 1000;
+
 /// A connection to one MLflow tracking server and its model registry.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -109,6 +113,39 @@ impl Client {
             self.http.send_json(method, &url, None)
         } else {
             self.http.send_json(method, &url, Some(body))
+        }
+    }
+
+    /// Calls a search endpoint page after page until `max_results` items
+    /// (all when `None`) have been read, starting at `page_token`. Returns
+    /// the items of the response field `field` and the token of the next
+    /// page, if any is left. `body` holds the search's own arguments.
+    pub fn search_all<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        endpoint: &str,
+        field: &str,
+        mut body: Value,
+        max_results: Option<usize>,
+        page_token: Option<&str>,
+    ) -> Result<(Vec<T>, Option<String>)> {
+        let mut items: Vec<T> = Vec::new();
+        let mut token = page_token.map(str::to_string);
+        loop {
+            let wanted = max_results.map_or(SEARCH_PAGE_SIZE, |max| (max - items.len()).min(SEARCH_PAGE_SIZE));
+            body["max_results"] = serde_json::json!(wanted);
+            body["page_token"] = token.as_ref().map_or(Value::Null, |t| serde_json::json!(t));
+            let response = self.call(method.clone(), endpoint, &body)?;
+            if let Some(page) = response.get(field) {
+                items.extend(decode::<Vec<T>>(page.clone(), endpoint)?);
+            }
+            token = response["next_page_token"]
+                .as_str()
+                .filter(|t| !t.is_empty())
+                .map(str::to_string);
+            if token.is_none() || max_results.is_some_and(|max| items.len() >= max) {
+                return Ok((items, token));
+            }
         }
     }
 

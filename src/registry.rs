@@ -82,10 +82,6 @@ pub const FAILED_REGISTRATION: &str = "FAILED_REGISTRATION";
 /// Stages a model version can be in.
 pub const STAGES: [&str; 4] = ["None", "Staging", "Production", "Archived"];
 
-/// Results asked for per search request; the MLflow server's registered
-/// model search accepts at most 1000.
-pub const SEARCH_PAGE_SIZE: usize = 1000;
-
 /// Seconds between two polls of a version that is not READY yet, as in
 /// Python mlflow.
 pub const REGISTRATION_POLL_SECS: u64 = 3;
@@ -236,27 +232,11 @@ impl Client {
         max_results: Option<usize>,
         page_token: Option<&str>,
     ) -> Result<(Vec<T>, Option<String>)> {
-        let mut items: Vec<T> = Vec::new();
-        let mut token = page_token.map(str::to_string);
-        loop {
-            let wanted = max_results.map_or(SEARCH_PAGE_SIZE, |max| (max - items.len()).min(SEARCH_PAGE_SIZE));
-            let mut query = json!({ "max_results": wanted, "order_by": order_by });
-            if let Some(filter) = filter {
-                query["filter"] = json!(filter);
-            }
-            if let Some(token) = &token {
-                query["page_token"] = json!(token);
-            }
-            let response = self.call(Method::GET, endpoint, &query)?;
-            if let Some(page) = response.get(field) {
-                items.extend(decode::<Vec<T>>(page.clone(), endpoint)?);
-            }
-            token = response["next_page_token"].as_str().filter(|t| !t.is_empty()).map(str::to_string);
-            let full = max_results.is_some_and(|max| items.len() >= max);
-            if token.is_none() || full {
-                return Ok((items, token));
-            }
+        let mut query = json!({ "order_by": order_by });
+        if let Some(filter) = filter {
+            query["filter"] = json!(filter);
         }
+        self.search_all(Method::GET, endpoint, field, query, max_results, page_token)
     }
 
     pub fn update_model_version(&self, name: &str, version: &str, description: &str) -> Result<ModelVersion> {

@@ -104,9 +104,6 @@ impl Run {
     }
 }
 
-/// Results asked for per search request.
-pub const SEARCH_PAGE_SIZE: usize = 1000;
-
 /// Per-request limits of `runs/log-batch` on the MLflow server.
 pub const BATCH_MAX_METRICS: usize = 1000;
 pub const BATCH_MAX_PARAMS: usize = 100;
@@ -242,7 +239,7 @@ impl Client {
         if let Some(filter) = filter {
             body["filter"] = json!(filter);
         }
-        self.post_pages("experiments/search", "experiments", body, max_results, page_token)
+        self.search_all(Method::POST, "experiments/search", "experiments", body, max_results, page_token)
     }
 
     /// Searches runs of `experiment_ids`, following pages like
@@ -264,32 +261,7 @@ impl Client {
         if let Some(filter) = filter.filter(|f| !f.is_empty()) {
             body["filter"] = json!(filter);
         }
-        self.post_pages("runs/search", "runs", body, max_results, page_token)
-    }
-
-    fn post_pages<T: serde::de::DeserializeOwned>(
-        &self,
-        endpoint: &str,
-        field: &str,
-        mut body: Value,
-        max_results: Option<usize>,
-        page_token: Option<&str>,
-    ) -> Result<(Vec<T>, Option<String>)> {
-        let mut items: Vec<T> = Vec::new();
-        let mut token = page_token.map(str::to_string);
-        loop {
-            let wanted = max_results.map_or(SEARCH_PAGE_SIZE, |max| (max - items.len()).min(SEARCH_PAGE_SIZE));
-            body["max_results"] = json!(wanted);
-            body["page_token"] = token.as_ref().map_or(Value::Null, |t| json!(t));
-            let response = self.call(Method::POST, endpoint, &body)?;
-            if let Some(page) = response.get(field) {
-                items.extend(decode::<Vec<T>>(page.clone(), endpoint)?);
-            }
-            token = response["next_page_token"].as_str().filter(|t| !t.is_empty()).map(str::to_string);
-            if token.is_none() || max_results.is_some_and(|max| items.len() >= max) {
-                return Ok((items, token));
-            }
-        }
+        self.search_all(Method::POST, "runs/search", "runs", body, max_results, page_token)
     }
 
     pub fn delete_run(&self, run_id: &str) -> Result<()> {
