@@ -28,12 +28,15 @@ impl Client {
     /// Connects to `tracking_uri` with credentials and transport settings
     /// from the `MLFLOW_*` environment variables. `origin` says where the
     /// URI came from (a variable name or function) and appears in errors.
+    ///
+    /// For an `azureml://` URI the token is an Azure ML token that renews
+    /// itself in a job (see [`crate::azureml::credentials_from_env`]).
     pub fn new(tracking_uri: &str, origin: &str) -> Result<Self> {
         Self::with_settings(
             tracking_uri,
             origin,
             HttpConfig::from_env()?,
-            Credentials::from_env(),
+            crate::azureml::credentials_from_env(tracking_uri)?,
         )
     }
 

@@ -100,6 +100,23 @@ pub enum Error {
     /// A feature the crate does not implement yet.
     #[error("{0} is not supported yet")]
     Unsupported(String),
+
+    /// A bearer token is missing, expired or rejected, or refreshing it failed.
+    /// The message names the variable or route to check; it never holds the token.
+    #[error("{0}")]
+    Authentication(String),
+
+    /// Azure Blob Storage rejected or did not finish a transfer to a SAS URL.
+    #[error("Azure Blob Storage {operation} of {url} failed: {message}")]
+    Storage {
+        /// `upload` or `download`.
+        operation: &'static str,
+        /// The blob URL without its query string, so the SAS signature never shows.
+        url: String,
+        /// HTTP status, or `None` when no response arrived (timeout, connection error).
+        status: Option<u16>,
+        message: String,
+    },
 }
 
 fn validation_message(source: &str, profile: &str, problems: &[crate::validate::Problem]) -> String {
@@ -135,13 +152,16 @@ impl Error {
             Error::Registration { .. } => "registration",
             Error::Validation { .. } => "validation",
             Error::Unsupported(_) => "unsupported",
+            Error::Authentication(_) => "authentication",
+            Error::Storage { .. } => "storage",
         }
     }
 
-    /// Returns the HTTP status for [`Error::Api`].
+    /// Returns the HTTP status for [`Error::Api`] and [`Error::Storage`].
     pub fn status(&self) -> Option<u16> {
         match self {
             Error::Api { status, .. } => Some(*status),
+            Error::Storage { status, .. } => *status,
             _ => None,
         }
     }

@@ -4,8 +4,10 @@
 //! Every request of the crate goes through [`Http::send`], so the retry
 //! policy and the redaction rules live here and nowhere else.
 
+use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use reqwest::blocking::{Body, Client as ReqwestClient, RequestBuilder, Response};
@@ -14,6 +16,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use url::Url;
 
+use crate::azureml::JobToken;
 use crate::error::{Error, Result};
 
 /// `MLFLOW_HTTP_REQUEST_MAX_RETRIES` default, as in Python mlflow.
@@ -163,6 +166,9 @@ pub enum Credentials {
     Bearer(Secret),
     /// Basic auth from `MLFLOW_TRACKING_USERNAME` and `MLFLOW_TRACKING_PASSWORD`.
     Basic { username: String, password: Secret },
+    /// An Azure ML token, refreshed before it expires and once after a 401
+    /// when it comes from a job (see [`crate::azureml::JobToken`]).
+    AzureMl(JobToken),
 }
 
 impl Credentials {
@@ -196,6 +202,8 @@ impl Credentials {
             Credentials::Basic { username, password } => {
                 request.basic_auth(username, Some(password.expose()))
             }
+            // Needs the client for a refresh, so Http::authorize handles it.
+            Credentials::AzureMl(_) => request,
         }
     }
 }
@@ -207,6 +215,26 @@ pub enum RequestBody<'a> {
     Bytes(&'a [u8]),
     /// Streamed from disk; the file is reopened for each attempt.
     File(&'a std::path::Path),
+    /// A byte range of a file, streamed from disk and reopened for each attempt.
+    FileRange(FileRange<'a>),
+}
+
+/// The bytes `offset..offset + len` of a file.
+#[derive(Debug, Clone, Copy)]
+pub struct FileRange<'a> {
+    pub path: &'a Path,
+    pub offset: u64,
+    /// Length in bytes; `None` sends everything from `offset` to the end.
+    pub len: Option<u64>,
+}
+
+/// Whether a request carries the tracking server's credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Auth {
+    Tracking,
+    /// For presigned URLs such as Azure SAS URLs: the URL is the credential,
+    /// and the tracking token must not leak to another host.
+    None,
 }
 
 /// The HTTP client shared by all REST calls and artifact transfers of a
@@ -276,13 +304,67 @@ impl Http {
     ///
     /// NOTE: POST requests are retried like any other, as Python mlflow does,
     /// so a create whose first attempt reached the server can be repeated.
+    ///
+    /// With [`Credentials::AzureMl`], a 401 response makes a job token
+    /// refresh once and the request repeat without counting as a retry.
     pub fn send(&self, method: Method, url: &Url, body: RequestBody<'_>) -> Result<Response> {
+        self.send_with(method, url, body, Auth::Tracking, &BTreeMap::new())
+    }
+
+    /// Sends a request to a presigned URL, such as an Azure SAS URL, with the
+    /// retry policy of [`Http::send`] but without the tracking credentials.
+    /// `headers` are sent as given; an `Authorization` header among them is
+    /// how a caller authenticates with a credential of its own.
+    pub fn send_presigned(
+        &self,
+        method: Method,
+        url: &Url,
+        body: RequestBody<'_>,
+        headers: &BTreeMap<String, String>,
+    ) -> Result<Response> {
+        self.send_with(method, url, body, Auth::None, headers)
+    }
+
+    fn send_with(
+        &self,
+        method: Method,
+        url: &Url,
+        body: RequestBody<'_>,
+        auth: Auth,
+        headers: &BTreeMap<String, String>,
+    ) -> Result<Response> {
         let started = std::time::Instant::now();
         let mut attempt: u32 = 0;
+        let mut refreshed_after_401 = false;
         loop {
             attempt += 1;
-            let request = self.build(method.clone(), url, &body)?;
+            let mut request = self.build(method.clone(), url, &body)?;
+            for (name, value) in headers {
+                request = request.header(name.as_str(), value.as_str());
+            }
+            let mut token_generation = None;
+            if auth == Auth::Tracking {
+                let (authorized, generation) = self.authorize(request)?;
+                request = authorized;
+                token_generation = generation;
+            }
             let outcome = request.send();
+
+            if let (Credentials::AzureMl(token), Some(generation), Ok(response)) =
+                (&self.credentials, token_generation, &outcome)
+            {
+                if response.status() == StatusCode::UNAUTHORIZED {
+                    if refreshed_after_401 || !token.can_refresh() {
+                        let Ok(response) = outcome else { unreachable!("matched Ok above") };
+                        return Err(token.rejected(decode_error(response, &method, url)));
+                    }
+                    refreshed_after_401 = true;
+                    tracing::info!(method = %method, route = url.path(), "Azure ML returned 401, refreshing the job token");
+                    token.refresh_after_rejection(self, generation)?;
+                    attempt -= 1;
+                    continue;
+                }
+            }
             let retries_left = attempt <= self.config.max_retries;
             let wait = match outcome {
                 Ok(response) if response.status().is_success() => return Ok(response),
@@ -344,8 +426,20 @@ impl Http {
         })
     }
 
+    /// Adds the tracking credentials to a request. For an Azure ML token it
+    /// also returns the token's generation, which a 401 handler passes back.
+    fn authorize(&self, request: RequestBuilder) -> Result<(RequestBuilder, Option<u64>)> {
+        match &self.credentials {
+            Credentials::AzureMl(token) => {
+                let (secret, generation) = token.bearer(self)?;
+                Ok((request.bearer_auth(secret.expose()), Some(generation)))
+            }
+            other => Ok((other.apply(request), None)),
+        }
+    }
+
     fn build(&self, method: Method, url: &Url, body: &RequestBody<'_>) -> Result<RequestBuilder> {
-        let request = self.credentials.apply(self.client.request(method, url.clone()));
+        let request = self.client.request(method, url.clone());
         Ok(match body {
             RequestBody::Empty => request,
             RequestBody::Json(value) => request.json(value),
@@ -357,6 +451,10 @@ impl Http {
                     .map_err(|err| Error::io("inspecting", *path, err))?
                     .len();
                 request.body(Body::sized(file, len))
+            }
+            RequestBody::FileRange(range) => {
+                let (reader, len) = open_range(range)?;
+                request.body(Body::sized(reader, len))
             }
         })
     }
@@ -376,6 +474,26 @@ impl Http {
     }
 }
 
+/// Opens a file positioned at the start of `range`, limited to its length.
+fn open_range(range: &FileRange<'_>) -> Result<(std::io::Take<std::fs::File>, u64)> {
+    let mut file = std::fs::File::open(range.path).map_err(|err| Error::io("opening", range.path, err))?;
+    let size = file
+        .metadata()
+        .map_err(|err| Error::io("inspecting", range.path, err))?
+        .len();
+    let len = range.len.unwrap_or_else(|| size.saturating_sub(range.offset));
+    if range.offset.checked_add(len).map_or(true, |end| end > size) {
+        return Err(Error::invalid(
+            "file range",
+            format!("{}: bytes {}..{}", range.path.display(), range.offset, range.offset.saturating_add(len)),
+            format!("the file has {size} bytes; it changed during the upload"),
+        ));
+    }
+    file.seek(SeekFrom::Start(range.offset))
+        .map_err(|err| Error::io("seeking in", range.path, err))?;
+    Ok((file.take(len), len))
+}
+
 /// Reads `Retry-After` given in seconds; HTTP dates are ignored.
 fn retry_after(response: &Response) -> Option<Duration> {
     let value = response.headers().get(reqwest::header::RETRY_AFTER)?;
@@ -392,7 +510,7 @@ struct ErrorBody {
     message: String,
 }
 
-fn decode_error(response: Response, method: &Method, url: &Url) -> Error {
+pub(crate) fn decode_error(response: Response, method: &Method, url: &Url) -> Error {
     let status = response.status();
     let mut text = response.text().unwrap_or_default();
     let (error_code, message) = match serde_json::from_str::<ErrorBody>(&text) {

@@ -10,11 +10,15 @@
 //! - [`http`]: the one HTTP client, with authentication, TLS, timeouts, the
 //!   retry policy and MLflow error decoding.
 //! - [`client`], [`tracking`], [`registry`]: the MLflow REST API.
-//! - [`artifacts`]: artifact stores (proxied `mlflow-artifacts`, local files).
+//! - [`artifacts`]: artifact stores (proxied `mlflow-artifacts`, local files,
+//!   Azure ML run artifacts in blob storage).
+//! - [`azureml`]: Azure ML workspaces: `azureml://` URIs, job tokens and the
+//!   run-history artifact routes.
 //! - [`validate`]: registry acceptance rules checked before registering.
 //! - [`pipeline`]: log, register, repair and download, composed from the above.
 
 pub mod artifacts;
+pub mod azureml;
 pub mod client;
 pub mod error;
 pub mod http;

@@ -26,6 +26,8 @@ impl TrackingUri {
             return Err(Error::invalid("tracking URI", text, "it is empty"));
         }
         if let Some(rest) = text.strip_prefix("azureml://") {
+            // Rejects a URI without subscription, resource group or workspace.
+            crate::azureml::Workspace::from_tracking_uri(text)?;
             let without_query = rest.split('?').next().unwrap_or(rest);
             return Self::parse_http(&format!("https://{without_query}"), text);
         }

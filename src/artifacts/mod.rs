@@ -2,9 +2,12 @@
 //!
 //! One trait, [`ArtifactRepository`], with one implementation per backend:
 //! [`MlflowArtifacts`] for the tracking server's proxied `mlflow-artifacts`
-//! API and [`LocalArtifacts`] for a directory on this machine. Paths given
+//! API, [`LocalArtifacts`] for a directory on this machine and
+//! [`AzureMlArtifacts`] for the run artifacts of an Azure ML workspace. Paths given
 //! to the trait are relative to the repository root and use `/`.
 
+mod azureml;
+pub mod blob;
 mod local;
 mod proxied;
 
@@ -19,6 +22,7 @@ use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::uri::{check_relative, join_artifact_path};
 
+pub use azureml::AzureMlArtifacts;
 pub use local::LocalArtifacts;
 pub use proxied::MlflowArtifacts;
 
@@ -58,6 +62,9 @@ pub trait ArtifactRepository: Send + Sync {
 pub fn open(client: &Client, artifact_uri: &str) -> Result<Box<dyn ArtifactRepository>> {
     if artifact_uri.starts_with("mlflow-artifacts:") || proxied::is_proxied_http(artifact_uri) {
         return Ok(Box::new(MlflowArtifacts::new(client, artifact_uri)?));
+    }
+    if artifact_uri.starts_with("azureml://") {
+        return Ok(Box::new(AzureMlArtifacts::new(client, artifact_uri)?));
     }
     if let Some(path) = artifact_uri
         .strip_prefix("file://")
