@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Install what mlflowreg's tests need, skipping whatever is already present:
-# Debian packages for building and testing the R package, and the Python test
-# venv at <repo>/.venv (MLflow, pytest and the strict registry fixture).
+# Debian packages for building and testing the R package, the Python test
+# venv at <repo>/.venv (MLflow, pytest and the strict registry fixture), and
+# Azurite (Microsoft's Azure Storage emulator, from npm) at <repo>/.azurite.
 # It also checks that cargo is available, but cannot install Rust.
 #
 # Safe to run repeatedly. With everything present it only checks, which takes
 # a few seconds. Installing needs root (or sudo) for apt-get and access to the
-# Debian and PyPI package registries.
+# Debian, PyPI and npm package registries.
 #
 # Environment: PYTHON selects the interpreter for a new venv (default python3,
 # which must be Python 3.10 or newer for mlflow 3.17).
@@ -30,7 +31,14 @@ DEBIAN_PACKAGES=(
   r-cran-withr
   r-cran-processx
   r-cran-codetools
+  openssl
+  curl
 )
+
+# Azurite 3.36 and later need Node.js 21 or newer; 3.35.0 runs on the
+# Node.js 18 of Debian 12 as well as on newer ones.
+AZURITE_VERSION=3.35.0
+AZURITE_DIR="$ROOT/.azurite"
 
 step() {
   printf 'setup: %s\n' "$*"
@@ -129,7 +137,33 @@ check_cargo() {
   fi
 }
 
+# Node.js and npm come from Debian when no `npm` is on PATH; a Node.js
+# installed another way (with its own npm) is used as it is.
+install_azurite() {
+  if ! command -v npm >/dev/null; then
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+      command -v sudo >/dev/null || fail "npm is missing and this is not root; install the Debian packages nodejs and npm"
+      sudo=(sudo)
+    fi
+    step "Node.js: installing the Debian packages nodejs and npm"
+    export DEBIAN_FRONTEND=noninteractive
+    run_logged "${sudo[@]}" apt-get update
+    run_logged "${sudo[@]}" apt-get install -y --no-install-recommends nodejs npm
+  fi
+  local installed
+  installed="$(node -p "require('$AZURITE_DIR/node_modules/azurite/package.json').version" 2>/dev/null || true)"
+  if [ "$installed" = "$AZURITE_VERSION" ] && [ -x "$AZURITE_DIR/node_modules/.bin/azurite-blob" ]; then
+    step "Azurite: $AZURITE_VERSION present ($AZURITE_DIR)"
+    return
+  fi
+  step "Azurite: installing azurite@$AZURITE_VERSION from npm into $AZURITE_DIR"
+  mkdir -p "$AZURITE_DIR"
+  run_logged npm install --prefix "$AZURITE_DIR" --no-audit --no-fund --no-save "azurite@$AZURITE_VERSION"
+}
+
 install_debian_packages
 install_python_venv
+install_azurite
 check_cargo
 step "done"

@@ -145,6 +145,9 @@ launch_server() {
     # entry point (URI scheme strict-sqlite).
     args+=(--registry-store-uri "strict-sqlite:///$dir/mlflow.db")
     env_args+=("MLFLOWREG_STRICT_ARTIFACTS_DIR=$dir/artifacts")
+    # Where scripts/azure-test-servers.sh later puts the gateway double's CA
+    # and service token, read when an azureml:// source is registered.
+    env_args+=("MLFLOWREG_STRICT_AZUREML_DIR=$STATE_DIR/azureml")
   fi
 
   env "${env_args[@]}" setsid "$VENV/bin/mlflow" "${args[@]}" \

@@ -121,7 +121,7 @@ fn send(
                 } else {
                     ""
                 };
-                (Some(status), format!("returned {status}: {message}{hint}"))
+                (Some(status), format!("returned {status}: {}{hint}", storage_error_text(&message)))
             }
             Error::Unreachable { message, .. } => (
                 None,
@@ -139,6 +139,24 @@ fn send(
             message: redact_signature(&detail, sas),
         }
     })
+}
+
+/// Shortens the XML error document of the Blob service
+/// (`<Error><Code>..</Code><Message>..</Message></Error>`) to "Code: Message",
+/// with the first line of the message only; other text is kept as it is.
+fn storage_error_text(body: &str) -> String {
+    let element = |name: &str| {
+        let start = body.find(&format!("<{name}>"))? + name.len() + 2;
+        let end = body[start..].find(&format!("</{name}>"))? + start;
+        Some(body[start..end].trim().to_string())
+    };
+    match (element("Code"), element("Message")) {
+        (Some(code), Some(message)) => {
+            let first_line = message.lines().next().unwrap_or_default().trim().to_string();
+            format!("{code}: {first_line}")
+        }
+        _ => body.to_string(),
+    }
 }
 
 /// Replaces the SAS signature, should a server echo it, with `<redacted>`.
@@ -186,6 +204,13 @@ mod tests {
             xml,
             "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList><Latest>YQ==</Latest><Latest>Yg==</Latest></BlockList>"
         );
+    }
+
+    #[test]
+    fn storage_errors_are_shortened() {
+        let body = "<?xml version=\"1.0\"?>\n<Error>\n  <Code>AuthorizationFailure</Code>\n  <Message>Server failed.\nRequestId:1</Message>\n</Error>";
+        assert_eq!(storage_error_text(body), "AuthorizationFailure: Server failed.");
+        assert_eq!(storage_error_text("plain text"), "plain text");
     }
 
     #[test]
