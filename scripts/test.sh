@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run all of mlflowreg's tests against two local MLflow servers:
 #   1. scripts/setup.sh (Debian packages for R, the Python venv .venv)
-#   2. start the MLflow test servers (scripts/test-servers.sh), stopped again on exit
+#   2. start the MLflow test servers (scripts/test-servers.sh) and the Azure ML
+#      stand-ins (scripts/azure-test-servers.sh), stopped again on exit
 #   3. cargo test --release --workspace
 #   4. R CMD INSTALL of rpkg/ into target/R-library
 #   5. the R package's testthat suite (rpkg/tests/testthat)
@@ -14,7 +15,12 @@
 # earlier steps comes before it.
 #
 # Tests find the servers through MLFLOWREG_TEST_TRACKING_URI (plain MLflow
-# registry) and MLFLOWREG_TEST_STRICT_URI (strict registry fixture).
+# registry), MLFLOWREG_TEST_STRICT_URI (strict registry fixture) and the
+# MLFLOWREG_TEST_AZUREML_* variables (Azure ML gateway double and Azurite).
+#
+# The script runs itself a second time with all output copied to a log. When
+# that run ends, the log and the servers' logs are searched for every token
+# and SAS signature the Azure ML double handed out; finding one fails the run.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,6 +32,26 @@ R_LIBRARY="${MLFLOWREG_R_LIBRARY:-$ROOT/target/R-library}"
 export MLFLOWREG_R_LIBRARY="$R_LIBRARY"
 SERVER_STATE_DIR="${MLFLOWREG_SERVER_STATE_DIR:-$ROOT/.test-servers}"
 FAILED_STEPS=()
+
+if [ -z "${MLFLOWREG_TEST_OUTPUT_LOG:-}" ]; then
+  export MLFLOWREG_TEST_OUTPUT_LOG="${TMPDIR:-/tmp}/mlflowreg-test-output.$$.log"
+  bash "${BASH_SOURCE[0]}" "$@" 2>&1 | tee "$MLFLOWREG_TEST_OUTPUT_LOG"
+  status=${PIPESTATUS[0]}
+  secrets_file="$SERVER_STATE_DIR/azureml/issued-secrets"
+  if [ ! -s "$secrets_file" ]; then
+    printf 'test.sh: error: %s is missing or empty, so the secrets check could not run\n' "$secrets_file" >&2
+    status=1
+  else
+    logs=("$MLFLOWREG_TEST_OUTPUT_LOG" "$SERVER_STATE_DIR"/*/server.log "$SERVER_STATE_DIR"/azureml/*.log)
+    # -l prints file names only, so a leaked secret is not printed once more.
+    if leaked="$(grep -l -F -f "$secrets_file" "${logs[@]}" 2>/dev/null)"; then
+      printf 'test.sh: error: a token or SAS signature appears in: %s\n' "$leaked" >&2
+      status=1
+    fi
+  fi
+  rm -f "$MLFLOWREG_TEST_OUTPUT_LOG"
+  exit "$status"
+fi
 
 export MLFLOW_DISABLE_TELEMETRY=true
 export DO_NOT_TRACK=true
@@ -59,6 +85,10 @@ run_step() {
 # shellcheck disable=SC2317  # called from the EXIT trap
 stop_servers() {
   local output
+  if ! output="$(bash "$ROOT/scripts/azure-test-servers.sh" stop 2>&1)"; then
+    printf '%s\n' "$output" >&2
+    printf 'test.sh: error: stopping Azurite and the Azure ML gateway double failed\n' >&2
+  fi
   if ! output="$(bash "$ROOT/scripts/test-servers.sh" stop 2>&1)"; then
     printf '%s\n' "$output" >&2
     printf 'test.sh: error: stopping the MLflow test servers failed\n' >&2
@@ -89,6 +119,17 @@ source "$SERVER_STATE_DIR/env"
 set +a
 printf 'MLFLOWREG_TEST_TRACKING_URI=%s\nMLFLOWREG_TEST_STRICT_URI=%s\n' \
   "$MLFLOWREG_TEST_TRACKING_URI" "$MLFLOWREG_TEST_STRICT_URI"
+
+announce "start Azurite and the Azure ML gateway double (scripts/azure-test-servers.sh start)"
+bash "$ROOT/scripts/azure-test-servers.sh" start || {
+  printf 'test.sh: error: Azurite or the Azure ML gateway double did not start, no tests were run\n' >&2
+  exit 1
+}
+set -a
+# shellcheck source=/dev/null
+source "$SERVER_STATE_DIR/azureml/env"
+set +a
+printf 'MLFLOWREG_TEST_AZUREML_URI=%s\n' "$MLFLOWREG_TEST_AZUREML_URI"
 
 run_step "cargo test --release --workspace" cargo test --release --workspace
 

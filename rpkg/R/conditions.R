@@ -3,7 +3,10 @@
 # Every error has class `mlflowreg_error` and a kind class
 # `mlflowreg_error_<kind>`: invalid_argument, not_a_model_directory,
 # parse, io, configuration, unreachable, not_found, already_exists, api,
-# registration, unsupported, unsafe_model.
+# registration, unsupported, unsafe_model, authentication (a token that is
+# missing, expired, rejected or could not be renewed) and storage (Azure
+# Blob Storage refused or did not finish a transfer; `status` is NULL when no
+# response arrived).
 
 mlflowreg_abort <- function(message, kind, ..., call = rlang::caller_env()) {
   rlang::abort(

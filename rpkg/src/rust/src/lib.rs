@@ -23,9 +23,12 @@ use serde::Serialize;
 /// settings stay the same, so connections are pooled across calls.
 static CLIENT_CACHE: Mutex<Option<(String, Client)>> = Mutex::new(None);
 
-/// Environment variables that change how a client is built.
-const CLIENT_ENV: [&str; 11] = [
+/// Environment variables that change how a client is built. The run and
+/// experiment ids decide where an Azure ML job token is renewed.
+const CLIENT_ENV: [&str; 13] = [
     "MLFLOW_TRACKING_TOKEN",
+    "MLFLOW_RUN_ID",
+    "MLFLOW_EXPERIMENT_ID",
     "MLFLOW_TRACKING_USERNAME",
     "MLFLOW_TRACKING_PASSWORD",
     "MLFLOW_TRACKING_INSECURE_TLS",
