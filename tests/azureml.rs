@@ -157,7 +157,7 @@ fn model_round_trips_through_blob_storage() {
     }
 
     let name = unique("rust-azureml-model");
-    let version = pipeline::register_model(&client, &logged.model_uri, &name, NewModelVersion::default(), Duration::from_secs(30))
+    let version = pipeline::register_model(&client, &logged.model_uri, &name, NewModelVersion::default(), Duration::from_secs(30), Some(None))
         .unwrap();
     assert_eq!(version.status.as_deref(), Some("READY"));
     assert_eq!(version.source.as_deref(), Some(logged.artifact_uri.as_str()));
@@ -202,7 +202,7 @@ fn large_model_uploads_in_blocks() {
     assert_eq!(blocks["blob_content_length"].as_u64(), Some(crate_size));
 
     let name = unique("rust-azureml-big");
-    let version = pipeline::register_model(&client, &logged.model_uri, &name, NewModelVersion::default(), Duration::from_secs(30))
+    let version = pipeline::register_model(&client, &logged.model_uri, &name, NewModelVersion::default(), Duration::from_secs(30), Some(None))
         .unwrap();
     let started = Instant::now();
     let local = pipeline::download_model(&client, &format!("models:/{name}/{}", version.version), &work.path().join("back")).unwrap();
@@ -309,9 +309,39 @@ fn refused_sas_fails_upload_and_registers_nothing() {
     let blobs = control(&format!("/blobs?run={}", job.run_id));
     assert_eq!(blobs["blobs"].as_array().unwrap().len(), 0, "{blobs}");
     let name = unique("rust-azureml-refused");
-    let err = pipeline::register_model(&client, &format!("runs:/{}/model", job.run_id), &name, NewModelVersion::default(), Duration::from_secs(5))
+    let err = pipeline::register_model(
+        &client,
+        &format!("runs:/{}/model", job.run_id),
+        &name,
+        NewModelVersion::default(),
+        Duration::from_secs(5),
+        Some(None),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), "invalid_argument", "{err}");
+    assert!(err.to_string().contains("has no MLmodel file"), "{err}");
+    assert_eq!(registered_versions(&client, &name), 0);
+}
+
+#[test]
+fn crate_only_model_fails_azureml_preflight() {
+    let job = new_job(600, 600);
+    let client = client_with(&job, true, config(30, 1));
+    let work = tempfile::tempdir().unwrap();
+    let model_dir = work.path().join("crate-only");
+    save_crate_model(&model_dir, &serialized_null(), &SaveOptions::default()).unwrap();
+    let mut mlmodel = MlModel::read_dir(&model_dir).unwrap();
+    mlmodel.flavors.remove("python_function");
+    std::fs::write(model_dir.join("MLmodel"), mlmodel.to_yaml().unwrap()).unwrap();
+    let logged = pipeline::log_model_dir(&client, &job.run_id, &model_dir, "model").unwrap();
+
+    // No profile given: the azureml:// tracking URI picks Azure ML's rules.
+    let name = unique("rust-azureml-crate-only");
+    let err = pipeline::register_model(&client, &logged.model_uri, &name, NewModelVersion::default(), Duration::from_secs(5), Some(None))
         .unwrap_err();
-    assert_eq!(err.status(), Some(400), "{err}");
+    assert_eq!(err.kind(), "validation", "{err}");
+    assert!(err.to_string().contains("python_function"), "{err}");
+    assert!(err.to_string().contains("azureml"), "{err}");
     assert_eq!(registered_versions(&client, &name), 0);
 }
 
