@@ -3,7 +3,7 @@
 #
 #   scripts/azure-test-servers.sh start   stop any left from an earlier start, start
 #                                         Azurite and the gateway double with fresh
-#                                         state, wait until both answer, write
+#                                         state, wait until both respond, write
 #                                         .test-servers/azureml/env
 #   scripts/azure-test-servers.sh stop    stop both and wait until their processes exit
 #
@@ -117,7 +117,7 @@ wait_until() {
       return 1
     fi
     if [ "$SECONDS" -ge "$deadline" ]; then
-      log "error: $name did not answer within ${START_TIMEOUT_SECONDS} s; last lines of $DIR/$name.log:"
+      log "error: $name did not respond within ${START_TIMEOUT_SECONDS} s; last lines of $DIR/$name.log:"
       tail -n 30 "$DIR/$name.log" >&2 || true
       return 1
     fi

@@ -20,7 +20,7 @@
 #
 # The script runs itself a second time with all output copied to a log. When
 # that run ends, the log and the servers' logs are searched for every token
-# and SAS signature the Azure ML double handed out; finding one fails the run.
+# and SAS signature the Azure ML double handed out. Any match fails the run.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -102,7 +102,7 @@ pub enum Error {
     Unsupported(String),
 
     /// A bearer token is missing, expired or rejected, or refreshing it failed.
-    /// The message names the variable or route to check; it never holds the token.
+    /// The message names the variable or route to check and never contains the token.
     #[error("{0}")]
     Authentication(String),
 

@@ -313,8 +313,8 @@ impl Http {
 
     /// Sends a request to a presigned URL, such as an Azure SAS URL, with the
     /// retry policy of [`Http::send`] but without the tracking credentials.
-    /// `headers` are sent as given; an `Authorization` header among them is
-    /// how a caller authenticates with a credential of its own.
+    /// `headers` are sent as given, so a caller with a credential of its own
+    /// passes it as an `Authorization` header.
     pub fn send_presigned(
         &self,
         method: Method,

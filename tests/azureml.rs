@@ -63,8 +63,8 @@ fn config(timeout_secs: u64, max_retries: u32) -> HttpConfig {
     }
 }
 
-/// A client with the job's environment variables; `in_job = false` leaves
-/// out MLFLOW_RUN_ID and MLFLOW_EXPERIMENT_ID, as outside a job.
+/// Builds a client from the job's environment variables. `in_job = false`
+/// leaves out MLFLOW_RUN_ID and MLFLOW_EXPERIMENT_ID, as outside a job.
 fn client_with(job: &Job, in_job: bool, config: HttpConfig) -> Client {
     let uri = env("MLFLOWREG_TEST_AZUREML_URI");
     let mut vars = HashMap::from([("MLFLOW_TRACKING_TOKEN".to_string(), job.token.clone())]);
@@ -305,7 +305,7 @@ fn refused_sas_fails_upload_and_registers_nothing() {
     assert!(!text.contains("sig="), "the SAS leaked into: {text}");
     assert!(!text.contains('?'), "a query string is in: {text}");
 
-    // No MLmodel was written, so the run holds no loadable model to register.
+    // No MLmodel was written, so the run contains no model to register.
     let blobs = control(&format!("/blobs?run={}", job.run_id));
     assert_eq!(blobs["blobs"].as_array().unwrap().len(), 0, "{blobs}");
     let name = unique("rust-azureml-refused");

@@ -2,8 +2,8 @@
 //!
 //! A file of at most [`BLOCK_SIZE`] bytes is written with one Put Blob. A
 //! larger one is cut into blocks of [`BLOCK_SIZE`] bytes, each streamed from
-//! disk with Put Block, and committed in order with Put Block List; until
-//! that commit the blob does not show the new content. The SAS URL is the
+//! disk with Put Block, and Put Block List commits them in order. The blob
+//! shows the new content only after that commit. The SAS URL is the
 //! only credential: no tracking token goes to the storage account.
 
 use std::collections::BTreeMap;
@@ -73,7 +73,7 @@ pub fn upload_bytes(http: &Http, sas: &Url, bytes: &[u8]) -> Result<()> {
 }
 
 /// Downloads the blob at `sas` into `dest` through a temporary file in the
-/// same directory, so `dest` never holds a partial file.
+/// same directory, so `dest` never contains a partial file.
 pub fn download(http: &Http, sas: &Url, dest: &Path) -> Result<()> {
     let mut response = send(http, Method::GET, sas, RequestBody::Empty, &headers(&[]), sas, "download")?;
     let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -142,8 +142,8 @@ fn send(
 }
 
 /// Shortens the XML error document of the Blob service
-/// (`<Error><Code>..</Code><Message>..</Message></Error>`) to "Code: Message",
-/// with the first line of the message only; other text is kept as it is.
+/// (`<Error><Code>..</Code><Message>..</Message></Error>`) to "Code: Message"
+/// with the first line of the message. Other text is returned as it is.
 fn storage_error_text(body: &str) -> String {
     let element = |name: &str| {
         let start = body.find(&format!("<{name}>"))? + name.len() + 2;
@@ -168,8 +168,8 @@ fn redact_signature(text: &str, sas: &Url) -> String {
     }
 }
 
-/// The id of block `index`. Ids of one blob must all have the same length
-/// before base64 encoding, hence the zero padding.
+/// Returns the id of block `index`. The ids of one blob must all have the
+/// same length before base64 encoding, hence the zero padding.
 fn block_id(index: u64) -> String {
     base64::engine::general_purpose::STANDARD.encode(format!("mlflowreg-{index:06}"))
 }

@@ -31,10 +31,10 @@ pub fn credentials_from_env(tracking_uri: &str) -> Result<Credentials> {
 /// Reads the credentials for `tracking_uri` through `lookup`.
 ///
 /// For anything but an `azureml://` URI this is [`Credentials::from_lookup`].
-/// For a workspace, `MLFLOW_TRACKING_TOKEN` must be set. With
-/// `MLFLOW_RUN_ID` and `MLFLOW_EXPERIMENT_ID` also set, as Azure ML sets
-/// them in a job, the token is refreshed through that run's token route;
-/// otherwise it is used as given until it expires.
+/// For a workspace, `MLFLOW_TRACKING_TOKEN` must be set. Azure ML also sets
+/// `MLFLOW_RUN_ID` and `MLFLOW_EXPERIMENT_ID` in a job, and with both set the
+/// token is renewed through that run's token route. Without them the token
+/// is used as given until it expires.
 pub fn credentials_from_lookup(tracking_uri: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Credentials> {
     let Some(workspace) = Workspace::from_tracking_uri(tracking_uri)? else {
         return Ok(Credentials::from_lookup(lookup));

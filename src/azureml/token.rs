@@ -23,9 +23,9 @@ use crate::error::{Error, Result};
 use crate::http::{Http, RequestBody, Secret};
 use crate::model::format_utc;
 
-/// Longest time before `exp` at which a job token is renewed, in seconds.
-/// A token whose whole lifetime (`exp - iat`) is short is renewed at half of
-/// it instead, so a token is never renewed on every request.
+/// Maximum time before `exp` at which a job token is renewed, in seconds.
+/// A token whose whole lifetime (`exp - iat`) is shorter than twice this is
+/// renewed when half of it remains, so that it is not renewed on every request.
 pub const REFRESH_MARGIN_SECS: u64 = 60;
 
 /// The claims of a JWT that decide when it expires, in seconds since the epoch.
@@ -122,7 +122,7 @@ impl JobToken {
         self.0.refresh_url.is_some()
     }
 
-    /// The path of the token route, for messages and tests.
+    /// Returns the path of the token route, for messages and tests.
     pub fn refresh_route(&self) -> Option<String> {
         self.0.refresh_url.as_ref().map(|url| url.path().to_string())
     }
@@ -166,7 +166,7 @@ impl JobToken {
     }
 
     /// Turns the 401 error of a request into an authentication error that
-    /// says what to check.
+    /// names what to check.
     pub(crate) fn rejected(&self, error: Error) -> Error {
         if self.can_refresh() {
             Error::Authentication(format!(
@@ -188,6 +188,10 @@ impl JobToken {
 
     /// Fetches a new token from the run's token route while the caller
     /// holds the lock, so concurrent requests wait for one refresh.
+    ///
+    /// NOTE: the public run-history spec does not list the token route. Its
+    /// path and `{"token": ...}` answer come from Azure's public R sample,
+    /// and whether it accepts a token that a 401 just rejected is not documented.
     fn refresh_locked(&self, http: &Http, state: &mut State) -> Result<()> {
         let url = self.0.refresh_url.as_ref().expect("callers check can_refresh");
         let route = url.path();

@@ -14,15 +14,15 @@ resourceGroups/<resource group>/providers/Microsoft.MachineLearningServices/work
 /// An Azure ML workspace, as its `azureml://` tracking URI names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Workspace {
-    /// `https://<host>[:port]`, where both the MLflow API and the
-    /// run-history service of the workspace are.
+    /// `https://<host>[:port]`, which serves both the MLflow API and the
+    /// run-history service of the workspace.
     base: Url,
     subscription: String,
     resource_group: String,
     name: String,
 }
 
-/// Where a run's artifact (or directory of artifacts) is, as an
+/// Location of a run's artifact (or directory of artifacts), as an
 /// `azureml://` artifact URI names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArtifactLocation {
@@ -81,7 +81,7 @@ impl Workspace {
         }))
     }
 
-    /// The workspace name.
+    /// Returns the workspace name.
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -131,7 +131,7 @@ impl Workspace {
         let segments = decoded_segments(path);
 
         let run_part: &[String] = if host.eq_ignore_ascii_case("experiments") {
-            // Short form: the host position holds the first path segment.
+            // Short form: the host position contains the first path segment.
             return parse_run_part(&[&["experiments".to_string()], segments.as_slice()].concat())
                 .ok_or_else(|| invalid(run_form_reason()));
         } else {
@@ -194,6 +194,10 @@ fn run_form_reason() -> String {
 }
 
 /// Reads `experiments/<id>/runs/<id>/artifacts[/<path>...]`.
+///
+/// NOTE: the experiment segment is used as an experiment id for the
+/// `experimentids/` routes. Azure ML's public docs do not say whether run
+/// artifact URIs can name the experiment instead.
 fn parse_run_part(segments: &[String]) -> Option<ArtifactLocation> {
     let ok = segments.len() >= 5
         && segments[0].eq_ignore_ascii_case("experiments")

@@ -1,12 +1,12 @@
 """The example Azure ML job (examples/azureml-job) runs unchanged against the
 gateway double and Azurite that scripts/test.sh starts.
 
-The test plays Azure ML's part around the job: it creates the job's run,
-hands the job a short-lived token and the variables Azure ML sets, runs the
-command of job.yml in the code folder, and makes the double refuse the job's
-token once during registration. Then it checks what the job left behind: the
-model's blobs in Azurite, a READY version in the strict registry and a model
-that loads back by its models:/ URI in a fresh R process.
+The test plays Azure ML's part around the job. It creates the job's run and
+gives the job a short-lived token and the variables Azure ML sets. It runs
+the command of job.yml in the code folder and makes the double reject the
+job's token once during registration. Then it checks what the job left
+behind: the model's blobs in Azurite, a READY version in the strict registry
+and a model that loads back by its models:/ URI in a fresh R process.
 """
 
 import json
@@ -28,8 +28,8 @@ R_LIBRARY = Path(os.environ.get("MLFLOWREG_R_LIBRARY", REPO_ROOT / "target" / "R
 # Lifetime of every token the job gets, in seconds. mlflowreg renews a token
 # when less than half of this remains.
 TOKEN_LIFETIME = 4
-# Delay of each gateway answer, in milliseconds. On loopback the job takes
-# about 1.5 s; with the delay of a distant service it outlives its first
+# Delay of each gateway response, in milliseconds. On loopback the job takes
+# about 1.5 s. With the delay of a distant service it outlives its first
 # token, which must then be renewed mid-run.
 GATEWAY_DELAY_MS = 250
 
@@ -106,8 +106,8 @@ def test_example_job_runs_unchanged_on_azure_ml():
     assert "the registered version predicts as the fitted model" in completed.stdout, output
     print(f"example job took {duration:.1f} s")
 
-    # The token expired mid-run and was renewed before that, and the 401 at
-    # registration was answered by one renewal; no expired token was sent.
+    # The first token expired mid-run and was renewed before that. The 401 at
+    # registration led to exactly one renewal, and no expired token was sent.
     stats = control(f"/stats?run={run_id}")
     assert duration > TOKEN_LIFETIME, f"the job took {duration:.1f} s, too short to outlive its token"
     assert stats.get("refreshes_with_valid_token", 0) >= 1, stats
@@ -117,8 +117,15 @@ def test_example_job_runs_unchanged_on_azure_ml():
     assert stats.get("logged_model_or_proxy_requests", 0) == 0, stats
 
     blobs = control(f"/blobs?run={run_id}")["blobs"]
-    for name in ("model/MLmodel", "model/crate.bin", "model/code/mlflowreg_pyfunc.py"):
+    for name in ("residuals.csv", "model/MLmodel", "model/crate.bin", "model/code/mlflowreg_pyfunc.py"):
         assert name in blobs, blobs
+
+    run = strict_registry("runs/get", run_id=run_id)["run"]
+    params = {p["key"]: p["value"] for p in run["data"].get("params", [])}
+    metrics = {m["key"]: m["value"] for m in run["data"].get("metrics", [])}
+    assert params.get("formula") == "mpg ~ wt + hp", params
+    assert metrics.get("rmse") == pytest.approx(2.468854458, abs=1e-9), metrics
+    assert run["info"]["status"] == "FINISHED", run["info"]
 
     versions = strict_registry("model-versions/search", filter=f"name='{model_name}'")["model_versions"]
     ours = [v for v in versions if v.get("run_id") == run_id]

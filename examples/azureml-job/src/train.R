@@ -16,6 +16,13 @@ if (length(args) == 2 && args[[1]] == "--model-name") {
 fit <- lm(mpg ~ wt + hp, data = mtcars)
 
 run <- mlflow_start_run()  # the job's own run, from MLFLOW_RUN_ID
+mlflow_log_param("formula", "mpg ~ wt + hp")
+mlflow_log_metric("rmse", sqrt(mean(residuals(fit)^2)))
+
+residuals_file <- file.path(tempdir(), "residuals.csv")
+write.csv(data.frame(car = rownames(mtcars), residual = residuals(fit)), residuals_file, row.names = FALSE)
+mlflow_log_artifact(residuals_file)
+
 logged <- mlflow_log_model(fit, "model", registered_model_name = model_name)
 mlflow_end_run()
 
