@@ -55,11 +55,11 @@ pub fn credentials_from_lookup(tracking_uri: &str, lookup: impl Fn(&str) -> Opti
             workspace.name()
         )));
     };
-    let refresh_url = match (get("MLFLOW_EXPERIMENT_ID"), get("MLFLOW_RUN_ID")) {
-        (Some(experiment_id), Some(run_id)) => Some(workspace.token_url(&experiment_id, &run_id)),
-        _ => None,
+    let job_token = match (get("MLFLOW_EXPERIMENT_ID"), get("MLFLOW_RUN_ID")) {
+        (Some(experiment_id), Some(run_id)) => JobToken::shared(token, workspace.token_url(&experiment_id, &run_id)),
+        _ => JobToken::new(token, None),
     };
-    Ok(Credentials::AzureMl(JobToken::new(token, refresh_url)))
+    Ok(Credentials::AzureMl(job_token))
 }
 
 #[cfg(test)]
@@ -97,6 +97,20 @@ mod tests {
                 "/history/v1.0/subscriptions/sub-1/resourceGroups/rg-1/providers/Microsoft.MachineLearningServices/workspaces/ws-1/experimentids/exp-3/runs/run-9/token"
             )
         );
+    }
+
+    #[test]
+    fn clients_of_one_job_share_its_token() {
+        let vars = [("MLFLOW_TRACKING_TOKEN", "t"), ("MLFLOW_RUN_ID", "run-shared"), ("MLFLOW_EXPERIMENT_ID", "e")];
+        let first = credentials_from_lookup(URI, lookup(&vars)).unwrap();
+        let second = credentials_from_lookup(URI, lookup(&vars)).unwrap();
+        assert_eq!(first, second, "a rebuilt client must continue with the renewed token");
+        let other_vars = [("MLFLOW_TRACKING_TOKEN", "t2"), ("MLFLOW_RUN_ID", "run-shared"), ("MLFLOW_EXPERIMENT_ID", "e")];
+        let other = credentials_from_lookup(URI, lookup(&other_vars)).unwrap();
+        assert_ne!(first, other, "a new starting token starts a new state");
+        let outside = [("MLFLOW_TRACKING_TOKEN", "t")];
+        let user = credentials_from_lookup(URI, lookup(&outside)).unwrap();
+        assert_ne!(user, credentials_from_lookup(URI, lookup(&outside)).unwrap());
     }
 
     #[test]

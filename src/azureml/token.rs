@@ -8,9 +8,9 @@
 //! Refreshing happens on the request that finds the token close to expiry,
 //! so there is no background timer.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::hash::{Hash, Hasher};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -115,6 +115,25 @@ impl JobToken {
             }),
             refresh_url,
         }))
+    }
+
+    /// Returns the token of a job, shared by every client built in this
+    /// process for the same run and starting token. A client rebuilt later
+    /// (the R package rebuilds one when a setting changes) then continues
+    /// with the renewed token rather than the expired one still in
+    /// `MLFLOW_TRACKING_TOKEN`.
+    pub fn shared(token: impl Into<String>, refresh_url: Url) -> Self {
+        static JOB_TOKENS: Mutex<Option<HashMap<(String, u64), JobToken>>> = Mutex::new(None);
+        let token = token.into();
+        let mut hasher = DefaultHasher::new();
+        token.hash(&mut hasher);
+        let key = (refresh_url.to_string(), hasher.finish());
+        let mut tokens = JOB_TOKENS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        tokens
+            .get_or_insert_with(HashMap::new)
+            .entry(key)
+            .or_insert_with(|| JobToken::new(token, Some(refresh_url)))
+            .clone()
     }
 
     /// Returns true when the token can be renewed (it came from a job).
