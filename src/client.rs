@@ -1,5 +1,11 @@
 //! The MLflow REST client that [`crate::tracking`] and [`crate::registry`]
 //! add their calls to.
+//!
+//! A client has one of two backends: an MLflow server reached over HTTP, or
+//! the local file store ([`crate::store`]) for `file:` URIs and plain paths.
+//! [`Client::call_api`] is the one place that picks between them.
+
+use std::sync::Arc;
 
 use reqwest::Method;
 use serde::de::DeserializeOwned;
@@ -8,20 +14,29 @@ use url::Url;
 
 use crate::error::{Error, Result};
 use crate::http::{Credentials, Http, HttpConfig};
+use crate::store::FileStore;
 use crate::uri::TrackingUri;
 
 /// Results asked for per search request; the MLflow server accepts at
 /// most 1000 for registered model and experiment searches.
 pub const SEARCH_PAGE_SIZE: usize = 1000;
 
-/// A connection to one MLflow tracking server and its model registry.
+/// A connection to one MLflow tracking server and its model registry, or
+/// to a local file store that answers the same calls.
 #[derive(Debug, Clone)]
 pub struct Client {
-    http: Http,
+    backend: Backend,
     /// REST base, such as `http://127.0.0.1:5000` or the https form of an
-    /// `azureml://` URI; never ends with `/`.
+    /// `azureml://` URI; never ends with `/`. For a file store, its
+    /// `file://` URL.
     base: Url,
     tracking_uri: String,
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
+    Rest(Http),
+    File(Arc<FileStore>),
 }
 
 impl Client {
@@ -50,11 +65,12 @@ impl Client {
         let base = match TrackingUri::parse(tracking_uri)? {
             TrackingUri::Http(url) => url,
             TrackingUri::File(path) => {
-                return Err(Error::Unsupported(format!(
-                    "the local file store ({}) as tracking URI; start an MLflow server and set \
-                     MLFLOW_TRACKING_URI to its http:// address",
-                    path.display()
-                )))
+                let store = FileStore::open(&path)?;
+                return Ok(Client {
+                    base: store.root_url()?,
+                    backend: Backend::File(Arc::new(store)),
+                    tracking_uri: tracking_uri.to_string(),
+                });
             }
         };
         if config.insecure_tls && base.scheme() == "https" {
@@ -62,7 +78,7 @@ impl Client {
         }
         let http = Http::new(config, credentials, origin)?;
         Ok(Client {
-            http,
+            backend: Backend::Rest(http),
             base,
             tracking_uri: tracking_uri.to_string(),
         })
@@ -78,8 +94,17 @@ impl Client {
         &self.base
     }
 
-    pub fn http(&self) -> &Http {
-        &self.http
+    /// The HTTP client of a server backend. A local file store has none,
+    /// so server-only features (proxied `mlflow-artifacts:` URIs) fail here.
+    pub fn http(&self) -> Result<&Http> {
+        match &self.backend {
+            Backend::Rest(http) => Ok(http),
+            Backend::File(store) => Err(Error::Unsupported(format!(
+                "server artifact URIs (mlflow-artifacts:) with the local file store {}; \
+                 set MLFLOW_TRACKING_URI to the MLflow server that holds those artifacts",
+                store.root().display()
+            ))),
+        }
     }
 
     /// Builds `<base>/<path>` where `path` has no leading slash; each path
@@ -109,13 +134,24 @@ impl Client {
     }
 
     /// Like [`Client::call`] under another API prefix, such as `api/3.0/mlflow`.
+    /// A file store answers only the `api/2.0/mlflow` endpoints.
     pub fn call_api(&self, prefix: &str, method: Method, endpoint: &str, body: &Value) -> Result<Value> {
+        let http = match &self.backend {
+            Backend::Rest(http) => http,
+            Backend::File(store) if prefix == "api/2.0/mlflow" => return store.call(&method, endpoint, body),
+            Backend::File(store) => {
+                return Err(Error::Unsupported(format!(
+                    "the REST endpoint {method} {prefix}/{endpoint} on the local file store {}; use an MLflow server",
+                    store.root().display()
+                )))
+            }
+        };
         let mut url = self.url(&format!("{prefix}/{endpoint}"));
         if method == Method::GET {
             append_query(&mut url, body);
-            self.http.send_json(method, &url, None)
+            http.send_json(method, &url, None)
         } else {
-            self.http.send_json(method, &url, Some(body))
+            http.send_json(method, &url, Some(body))
         }
     }
 
@@ -231,10 +267,13 @@ mod tests {
     }
 
     #[test]
-    fn file_store_is_reported_as_unsupported() {
-        let err = Client::with_settings("file:///tmp/mlruns", "test", HttpConfig::default(), Credentials::None)
-            .unwrap_err();
-        assert_eq!(err.kind(), "unsupported");
-        assert!(err.to_string().contains("MLFLOW_TRACKING_URI"), "{err}");
+    fn file_uri_opens_the_local_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let uri = format!("file://{}", dir.path().join("mlruns").display());
+        let client = Client::with_settings(&uri, "test", HttpConfig::default(), Credentials::None).unwrap();
+        assert_eq!(client.base_url().scheme(), "file");
+        let response = client.call(Method::GET, "experiments/get", &json!({ "experiment_id": "0" })).unwrap();
+        assert_eq!(response["experiment"]["name"], "Default");
+        assert_eq!(client.http().unwrap_err().kind(), "unsupported");
     }
 }

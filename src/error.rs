@@ -131,6 +131,10 @@ fn validation_message(source: &str, profile: &str, problems: &[crate::validate::
 
 fn api_message(status: &u16, code: &str, message: &str, method: &str, route: &str) -> String {
     let code = if code.is_empty() { "HTTP error" } else { code };
+    // The local file store gives no method and names its path in `route`.
+    if method.is_empty() {
+        return format!("The local MLflow store returned {status} {code} for {route}: {message}");
+    }
     format!("MLflow server returned {status} {code} for {method} {route}: {message}")
 }
 

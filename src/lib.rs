@@ -10,6 +10,8 @@
 //! - [`http`]: the one HTTP client, with authentication, TLS, timeouts, the
 //!   retry policy and MLflow error decoding.
 //! - [`client`], [`tracking`], [`registry`]: the MLflow REST API.
+//! - [`store`]: the local file store, which serves that API from a
+//!   directory in MLflow's own layout, so no server is needed.
 //! - [`artifacts`]: artifact stores (proxied `mlflow-artifacts`, local files,
 //!   Azure ML run artifacts in blob storage).
 //! - [`azureml`]: Azure ML workspaces: `azureml://` URIs, job tokens and the
@@ -25,6 +27,7 @@ pub mod http;
 pub mod model;
 pub mod pipeline;
 pub mod registry;
+pub mod store;
 pub mod tracking;
 pub mod uri;
 pub mod validate;

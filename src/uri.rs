@@ -34,11 +34,8 @@ impl TrackingUri {
         if text.starts_with("http://") || text.starts_with("https://") {
             return Self::parse_http(text, text);
         }
-        if let Some(path) = text.strip_prefix("file://") {
-            return Ok(TrackingUri::File(PathBuf::from(path)));
-        }
-        if let Some(path) = text.strip_prefix("file:") {
-            return Ok(TrackingUri::File(PathBuf::from(path)));
+        if let Some(path) = file_uri_path(text) {
+            return Ok(TrackingUri::File(path));
         }
         if text.contains("://") {
             let scheme = text.split("://").next().unwrap_or_default();
@@ -167,6 +164,19 @@ pub fn redact_userinfo(text: &str) -> String {
     format!("{scheme}://{user}:***@{}", &rest[at + 1..])
 }
 
+/// Returns the local path of a `file:` URI, or `None` for other schemes.
+/// `file:///a%20b` is percent-decoded to `/a b`, as Python mlflow writes
+/// such URIs; `file:relative/path` and `file://relative` stay relative.
+pub fn file_uri_path(uri: &str) -> Option<PathBuf> {
+    let rest = uri.strip_prefix("file:")?;
+    if rest.starts_with("///") || rest.starts_with("//localhost/") {
+        if let Ok(path) = Url::parse(uri).map_err(drop).and_then(|url| url.to_file_path()) {
+            return Some(path);
+        }
+    }
+    Some(PathBuf::from(rest.strip_prefix("//").unwrap_or(rest)))
+}
+
 /// Checks that an artifact path is relative and stays inside its root.
 pub fn check_relative(path: &str) -> std::result::Result<(), String> {
     if path.starts_with('/') || path.starts_with('\\') {
@@ -228,6 +238,11 @@ mod tests {
             TrackingUri::parse("mlruns").unwrap(),
             TrackingUri::File("mlruns".into())
         );
+        assert_eq!(
+            TrackingUri::parse("file:///tmp/my%20runs").unwrap(),
+            TrackingUri::File("/tmp/my runs".into())
+        );
+        assert_eq!(TrackingUri::parse("file:mlruns").unwrap(), TrackingUri::File("mlruns".into()));
         let err = TrackingUri::parse("databricks://profile").unwrap_err();
         assert!(err.to_string().contains("\"databricks\""), "{err}");
     }

@@ -21,6 +21,13 @@ impl LocalArtifacts {
         }
     }
 
+    /// Opens the directory a `file:` URI names (percent-decoded).
+    pub fn for_uri(uri: &str) -> Result<Self> {
+        let root = crate::uri::file_uri_path(uri)
+            .ok_or_else(|| Error::invalid("artifact URI", uri, "it is not a file: URI"))?;
+        Ok(LocalArtifacts::new(root, uri))
+    }
+
     fn resolve(&self, path: &str) -> Result<PathBuf> {
         check_relative(path).map_err(|reason| Error::invalid("artifact path", path, reason))?;
         Ok(self.root.join(path.trim_matches('/')))

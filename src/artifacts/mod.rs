@@ -66,11 +66,8 @@ pub fn open(client: &Client, artifact_uri: &str) -> Result<Box<dyn ArtifactRepos
     if artifact_uri.starts_with("azureml://") {
         return Ok(Box::new(AzureMlArtifacts::new(client, artifact_uri)?));
     }
-    if let Some(path) = artifact_uri
-        .strip_prefix("file://")
-        .or_else(|| artifact_uri.strip_prefix("file:"))
-    {
-        return Ok(Box::new(LocalArtifacts::new(path, artifact_uri)));
+    if artifact_uri.starts_with("file:") {
+        return Ok(Box::new(LocalArtifacts::for_uri(artifact_uri)?));
     }
     if artifact_uri.starts_with('/') {
         return Ok(Box::new(LocalArtifacts::new(artifact_uri, artifact_uri)));

@@ -66,7 +66,7 @@ impl MlflowArtifacts {
             (Client::url_under(&base, ARTIFACTS_ROUTE), path.trim_matches('/').to_string())
         };
         Ok(MlflowArtifacts {
-            http: client.http().clone(),
+            http: client.http()?.clone(),
             endpoint,
             root,
             root_uri: artifact_uri.trim_end_matches('/').to_string(),
