@@ -7,8 +7,9 @@
 #' Sets the MLflow server (or local store) that later calls in this R
 #' session talk to. It takes precedence over `MLFLOW_TRACKING_URI`.
 #'
-#' @param uri A string: `http://host:port`, `https://...`, or an Azure ML
-#'   `azureml://...` URI.
+#' @param uri A string: `http://host:port`, `https://...`, an Azure ML
+#'   `azureml://...` URI, or a local store: a directory path or `file:` URI,
+#'   used without any server.
 #' @return `uri`, invisibly.
 #' @export
 mlflow_set_tracking_uri <- function(uri) {
@@ -26,8 +27,9 @@ mlflow_set_tracking_uri <- function(uri) {
 #' Get the tracking URI
 #'
 #' Returns the URI set by [mlflow_set_tracking_uri()], else the
-#' `MLFLOW_TRACKING_URI` environment variable, else `"mlruns"` (a local
-#' directory), as R mlflow does.
+#' `MLFLOW_TRACKING_URI` environment variable, else `"mlruns"`, as R mlflow
+#' does: a local store in `./mlruns`, created on first use, in the layout
+#' Python mlflow reads.
 #'
 #' @return A string.
 #' @export

@@ -24,7 +24,7 @@ rust_error_hints <- c(
     "set it with `mlflow_set_tracking_uri()` or MLFLOW_TRACKING_URI."
   ),
   configuration = "Fix the setting named above, then call the function again.",
-  not_found = "Check the name, id or version; it does not exist on the server.",
+  not_found = "Check the name, id or version; it does not exist in the tracking store.",
   unsupported = NA_character_,
   registration = "The version was created but is not usable; see the status message."
 )

@@ -1,5 +1,6 @@
 # The MLflow servers the tests run against. scripts/test.sh starts them and
-# exports their URIs; without them the tests fail rather than skip.
+# exports their URIs; without them the tests fail rather than skip. Tests
+# defined with test_each_backend() also run against a local file store.
 
 server_uri <- function(variable) {
   uri <- Sys.getenv(variable)
@@ -33,6 +34,35 @@ local_tracking <- function(uri, env = parent.frame()) {
     envir = env
   )
   invisible(uri)
+}
+
+# The backends that test_each_backend() runs a test against: the plain
+# MLflow test server, and a local file store in a new temporary directory.
+test_backends <- c("server", "local")
+
+# Points mlflowreg at `backend` for the rest of the calling test and returns
+# the tracking URI.
+use_backend <- function(backend, env = parent.frame()) {
+  if (identical(backend, "server")) {
+    return(local_tracking(tracking_server(), env = env))
+  }
+  store <- file.path(withr::local_tempdir(.local_envir = env), "mlruns")
+  local_tracking(store, env = env)
+}
+
+# Defines the test once per backend, named "<desc> [server]" and
+# "<desc> [local]". Inside `code`, the variable `backend` names the backend
+# and the tracking URI already points at it.
+test_each_backend <- function(desc, code) {
+  code <- substitute(code)
+  for (backend in test_backends) {
+    test <- bquote(testthat::test_that(.(sprintf("%s [%s]", desc, backend)), {
+      backend <- .(backend)
+      use_backend(backend)
+      .(code)
+    }))
+    eval(test, parent.frame())
+  }
 }
 
 unique_name <- function(prefix) {

@@ -1,4 +1,5 @@
-# save -> log -> register -> load -> predict against the real MLflow servers.
+# save -> log -> register -> load -> predict against the real MLflow servers
+# and a local file store.
 
 fit <- lm(mpg ~ wt + hp, data = mtcars)
 
@@ -11,8 +12,7 @@ write_crate_only_model <- function(dir, fn) {
   dir
 }
 
-test_that("log, register, load and predict on a real server", {
-  local_tracking(tracking_server())
+test_each_backend("log, register, load and predict", {
   experiment <- unique_name("e2e")
   experiment_id <- mlflow_set_experiment(experiment)
   name <- unique_name("lm-mtcars")
@@ -50,8 +50,7 @@ test_that("log, register, load and predict on a real server", {
   }
 })
 
-test_that("registered model loads and predicts in a fresh session", {
-  local_tracking(tracking_server())
+test_each_backend("registered model loads and predicts in a fresh session", {
   mlflow_set_experiment(unique_name("fresh"))
   name <- unique_name("fresh-lm")
   with(mlflow_start_run(), {
@@ -63,13 +62,12 @@ test_that("registered model loads and predicts in a fresh session", {
      mlflow_set_tracking_uri(%s)
      model <- mlflow_load_model("models:/%s/1")
      cat(sprintf("%%.17g", mlflow_predict(model, mtcars)), sep = "\\n")',
-    deparse(tracking_server()), name
+    deparse(mlflow_get_tracking_uri()), name
   ))
   expect_equal(as.numeric(out), unname(predict(fit, mtcars)), tolerance = 0)
 })
 
-test_that("with() ends the run as FAILED on error and re-raises", {
-  local_tracking(tracking_server())
+test_each_backend("with() ends the run as FAILED on error and re-raises", {
   mlflow_set_experiment(unique_name("with"))
   run <- mlflow_start_run()
   expect_error(with(run, stop("training diverged")), "training diverged")
@@ -77,8 +75,7 @@ test_that("with() ends the run as FAILED on error and re-raises", {
   expect_equal(mlflow_get_run(run$run_id)$status, "FAILED")
 })
 
-test_that("MLFLOW_RUN_ID resumes an existing run", {
-  local_tracking(tracking_server())
+test_each_backend("MLFLOW_RUN_ID resumes an existing run", {
   mlflow_set_experiment(unique_name("resume"))
   first <- mlflow_start_run()
   mlflow_end_run()
@@ -90,8 +87,7 @@ test_that("MLFLOW_RUN_ID resumes an existing run", {
   mlflow_end_run()
 })
 
-test_that("a second run needs nested = TRUE", {
-  local_tracking(tracking_server())
+test_each_backend("a second run needs nested = TRUE", {
   mlflow_set_experiment(unique_name("nested"))
   parent <- mlflow_start_run()
   expect_error(mlflow_start_run(), class = "mlflowreg_error_invalid_argument", regexp = "already active")
@@ -103,8 +99,7 @@ test_that("a second run needs nested = TRUE", {
   expect_null(mlflowreg:::active_run_id())
 })
 
-test_that("create_model_version sends tags and description", {
-  local_tracking(tracking_server())
+test_each_backend("create_model_version sends tags and description", {
   mlflow_set_experiment(unique_name("tags"))
   name <- unique_name("tagged")
   logged <- with(mlflow_start_run(), mlflow_log_model(fit, "model"))
@@ -171,8 +166,7 @@ test_that("unreachable server names the URI and its origin", {
   expect_match(conditionMessage(err), "MLFLOW_TRACKING_URI", fixed = TRUE)
 })
 
-test_that("server errors carry MLflow's error code", {
-  local_tracking(tracking_server())
+test_each_backend("server errors carry MLflow's error code", {
   err <- expect_error(mlflow_get_model_version(unique_name("missing"), 1),
     class = "mlflowreg_error_not_found")
   expect_equal(err$error_code, "RESOURCE_DOES_NOT_EXIST")

@@ -1,4 +1,4 @@
-# Every registry function against the real servers.
+# Every registry function against the real servers and a local file store.
 
 fit <- lm(mpg ~ wt + hp, data = mtcars)
 
@@ -11,8 +11,7 @@ tag_map <- function(tags) {
   setNames(vapply(tags, function(t) t$value, ""), vapply(tags, function(t) t$key, ""))
 }
 
-test_that("registered model create, tag, rename, update and delete", {
-  local_tracking(tracking_server())
+test_each_backend("registered model create, tag, rename, update and delete", {
   name <- unique_name("rm")
   created <- mlflow_create_registered_model(name, tags = list(team = "risk"), description = "first")
   expect_s3_class(created, "mlflow_registered_model")
@@ -34,16 +33,14 @@ test_that("registered model create, tag, rename, update and delete", {
   expect_error(mlflow_get_registered_model(paste0(name, "-new")), class = "mlflowreg_error_not_found")
 })
 
-test_that("create_registered_model on an existing name is already_exists", {
-  local_tracking(tracking_server())
+test_each_backend("create_registered_model on an existing name is already_exists", {
   name <- unique_name("dup")
   mlflow_create_registered_model(name)
   err <- expect_error(mlflow_create_registered_model(name), class = "mlflowreg_error_already_exists")
   expect_equal(err$error_code, "RESOURCE_ALREADY_EXISTS")
 })
 
-test_that("search returns every page", {
-  local_tracking(tracking_server())
+test_each_backend("search returns every page", {
   prefix <- unique_name("page")
   names <- sprintf("%s-%02d", prefix, 1:7)
   for (name in names) mlflow_create_registered_model(name)
@@ -61,8 +58,7 @@ test_that("search returns every page", {
   expect_equal(vapply(rest$registered_models, function(m) m$name, ""), names[4:7])
 })
 
-test_that("model version update, tags, stages, search and delete", {
-  local_tracking(tracking_server())
+test_each_backend("model version update, tags, stages, search and delete", {
   mlflow_set_experiment(unique_name("mv"))
   name <- unique_name("mv")
   logged <- log_fit()
@@ -97,8 +93,7 @@ test_that("model version update, tags, stages, search and delete", {
   expect_error(mlflow_get_model_version(name, 1), class = "mlflowreg_error_not_found")
 })
 
-test_that("alias round trip and models:/name@alias", {
-  local_tracking(tracking_server())
+test_each_backend("alias round trip and models:/name@alias", {
   mlflow_set_experiment(unique_name("alias"))
   name <- unique_name("alias")
   logged <- log_fit()
@@ -115,8 +110,7 @@ test_that("alias round trip and models:/name@alias", {
   expect_error(mlflow_load_model(sprintf("models:/%s@champion", name)), class = "mlflowreg_error_not_found")
 })
 
-test_that("register reuses an existing registered model", {
-  local_tracking(tracking_server())
+test_each_backend("register reuses an existing registered model", {
   mlflow_set_experiment(unique_name("reuse"))
   name <- unique_name("reuse")
   mlflow_create_registered_model(name, description = "kept")
@@ -202,8 +196,7 @@ test_that("validate a local model needs no server", {
   expect_equal(nrow(mlflowreg_validate_model(dir, profile = "azureml")), 0)
 })
 
-test_that("bad registry input names the value", {
-  local_tracking(tracking_server())
+test_each_backend("bad registry input names the value", {
   expect_error(mlflow_transition_model_version_stage("m", 1, "Prod"),
     class = "mlflowreg_error_invalid_argument", regexp = "\"Prod\"")
   expect_error(mlflow_transition_model_version_stage("m", 1, "Staging", archive_existing_versions = "no"),

@@ -43,6 +43,10 @@ const CLIENT_ENV: [&str; 13] = [
 
 fn client(tracking_uri: &str, origin: &str) -> Result<Client, Error> {
     let mut key = format!("{tracking_uri}\u{0}{origin}");
+    // A relative local store path such as the default "mlruns" resolves
+    // against the working directory, which setwd() may have changed.
+    key.push('\u{0}');
+    key.push_str(&std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default());
     for name in CLIENT_ENV {
         key.push('\u{0}');
         key.push_str(&std::env::var(name).unwrap_or_default());
