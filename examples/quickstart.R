@@ -1,6 +1,7 @@
 # Fit a model, log it to a run, register it, load it back from the
 # registry and predict: the whole path an R job takes. The tracking server
-# comes from MLFLOW_TRACKING_URI, as in any MLflow job.
+# comes from MLFLOW_TRACKING_URI, as in any MLflow job; without it, the
+# local store ./mlruns is used, with no server.
 library(mlflowreg)
 
 fit <- lm(mpg ~ wt + hp, data = mtcars)

@@ -11,7 +11,22 @@
 #
 # Environment: PYTHON selects the interpreter for a new venv (default python3,
 # which must be Python 3.10 or newer for mlflow 3.17).
+#
+# Usage: scripts/setup.sh [--package-only]
+#   --package-only  install only what building and using the R package
+#                   needs, without the test tools (Python venv, Azurite), as
+#                   scripts/quickstart.sh does for the local store.
 set -euo pipefail
+
+WITH_TEST_TOOLS=1
+case "${1:-}" in
+  "") ;;
+  --package-only) WITH_TEST_TOOLS=0 ;;
+  *)
+    printf 'usage: %s [--package-only]\n' "$0" >&2
+    exit 2
+    ;;
+esac
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
@@ -163,7 +178,11 @@ install_azurite() {
 }
 
 install_debian_packages
-install_python_venv
-install_azurite
+if [ "$WITH_TEST_TOOLS" -eq 1 ]; then
+  install_python_venv
+  install_azurite
+else
+  step "Python venv and Azurite: skipped (--package-only)"
+fi
 check_cargo
 step "done"

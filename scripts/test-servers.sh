@@ -23,7 +23,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 # MLFLOWREG_SERVER_STATE_DIR and MLFLOWREG_SERVERS (names separated by spaces)
-# let scripts/quickstart.sh run only the plain server in a folder of its own.
+# let a caller run only some servers, in a folder of its own.
 STATE_DIR="${MLFLOWREG_SERVER_STATE_DIR:-$ROOT/.test-servers}"
 ENV_FILE="$STATE_DIR/env"
 read -r -a SERVER_NAMES <<<"${MLFLOWREG_SERVERS:-plain strict}"
