@@ -22,7 +22,7 @@ use crate::uri::TrackingUri;
 pub const SEARCH_PAGE_SIZE: usize = 1000;
 
 /// A connection to one MLflow tracking server and its model registry, or
-/// to a local file store that answers the same calls.
+/// to a local file store that serves the same calls.
 #[derive(Debug, Clone)]
 pub struct Client {
     backend: Backend,
@@ -89,13 +89,13 @@ impl Client {
         &self.tracking_uri
     }
 
-    /// The REST base URL.
+    /// The REST base URL, or the `file://` URL of a local store.
     pub fn base_url(&self) -> &Url {
         &self.base
     }
 
-    /// The HTTP client of a server backend. A local file store has none,
-    /// so server-only features (proxied `mlflow-artifacts:` URIs) fail here.
+    /// Returns the HTTP client of a server backend. A local file store has
+    /// none, so server-only features (proxied `mlflow-artifacts:` URIs) fail here.
     pub fn http(&self) -> Result<&Http> {
         match &self.backend {
             Backend::Rest(http) => Ok(http),
@@ -134,7 +134,7 @@ impl Client {
     }
 
     /// Like [`Client::call`] under another API prefix, such as `api/3.0/mlflow`.
-    /// A file store answers only the `api/2.0/mlflow` endpoints.
+    /// A file store serves only the `api/2.0/mlflow` endpoints.
     pub fn call_api(&self, prefix: &str, method: Method, endpoint: &str, body: &Value) -> Result<Value> {
         let http = match &self.backend {
             Backend::Rest(http) => http,

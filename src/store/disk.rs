@@ -4,8 +4,8 @@
 //!
 //! Python mlflow reads every file in a key/value folder as an entry and every
 //! subfolder of an experiment as a run, so temporary files and folders never
-//! go there: they live in the entity folder that holds `meta.yaml`, whose
-//! plain files MLflow ignores, and their names start with [`TEMP_PREFIX`].
+//! go there. They live in the entity folder that contains `meta.yaml`,
+//! whose plain files MLflow ignores, and their names start with [`TEMP_PREFIX`].
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -26,8 +26,8 @@ pub(crate) const TEMP_PREFIX: &str = ".mlflowreg-";
 const LOCK_FILE: &str = ".mlflowreg.lock";
 
 /// Maps an I/O error to the crate error. Permission errors become a
-/// configuration error that says how to fix the store, because retrying the
-/// same call cannot succeed.
+/// configuration error that explains how to fix the store, because retrying
+/// the same call cannot succeed.
 pub(crate) fn io_error(action: &'static str, path: &Path, err: std::io::Error) -> Error {
     match err.kind() {
         ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => Error::Configuration(format!(
@@ -39,7 +39,7 @@ pub(crate) fn io_error(action: &'static str, path: &Path, err: std::io::Error) -
     }
 }
 
-/// A unique name for a temporary entry.
+/// Returns a unique name for a temporary entry.
 pub(crate) fn temp_name() -> String {
     format!("{TEMP_PREFIX}{}.tmp", uuid::Uuid::new_v4().simple())
 }

@@ -1,5 +1,5 @@
-//! The local file store: MLflow's tracking and registry REST endpoints
-//! answered from a directory on this machine, in the layout of Python
+//! The local file store. It serves MLflow's tracking and registry REST
+//! endpoints from a directory on this machine, in the layout of Python
 //! mlflow's `FileStore` (MLflow 3.17), so Python mlflow reads what this
 //! store writes and the other way round.
 //!
@@ -55,19 +55,19 @@ impl FileStore {
         Ok(store)
     }
 
-    /// The absolute path of the store root.
+    /// Returns the absolute path of the store root.
     pub fn root(&self) -> &Path {
         &self.root
     }
 
-    /// The root as a `file://` URL.
+    /// Returns the root as a `file://` URL.
     pub fn root_url(&self) -> Result<Url> {
         Url::from_directory_path(&self.root).map_err(|()| {
             Error::invalid("tracking URI", self.root.display().to_string(), "it is not an absolute path")
         })
     }
 
-    /// Answers the REST call `method` `api/2.0/mlflow/<endpoint>` with
+    /// Handles the REST call `method` `api/2.0/mlflow/<endpoint>` with
     /// `body` (the JSON body, or the query fields of a GET).
     pub fn call(&self, method: &Method, endpoint: &str, body: &Value) -> Result<Value> {
         let request = Request { body };
@@ -346,7 +346,7 @@ fn pairs_json(pairs: &[(String, String)]) -> Value {
     )
 }
 
-/// An MLflow API error; [`FileStore::call`] fills in the route.
+/// Builds an MLflow API error. [`FileStore::call`] fills in the route.
 fn api_error(status: u16, code: &str, message: String) -> Error {
     Error::Api {
         status,

@@ -492,7 +492,7 @@ impl FileStore {
             let number = model.aliases.iter().find(|(a, _)| *a == alias).map(|(_, v)| v.clone());
             model.live_versions().find(|v| Some(v.number.to_string()) == number)
         };
-        // MLflow answers 400, not 404, for a missing alias.
+        // MLflow returns 400, not 404, for a missing alias.
         let version = version.ok_or_else(|| invalid_parameter(format!("Registered model alias {alias} not found.")))?;
         Ok(json!({ "model_version": version.json(&model.aliases) }))
     }
@@ -671,9 +671,10 @@ impl FileStore {
         Ok(json!({}))
     }
 
-    /// Returns where a version's files are. A `runs:/<run>/<path>` source
-    /// resolves to the run's artifact URI, or to the MLflow 3 logged model
-    /// of that run and name; `models:/m-<id>` resolves to that logged model.
+    /// Returns the artifact URI of a version's files. A `runs:/<run>/<path>`
+    /// source resolves to the run's artifact URI, or to the MLflow 3 logged
+    /// model of that run and name. A `models:/m-<id>` source resolves to
+    /// that logged model.
     pub(super) fn get_download_uri(&self, request: &Request) -> Result<Value> {
         let name = request.required("name")?;
         let version = request.required("version")?;

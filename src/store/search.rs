@@ -1,10 +1,10 @@
 //! Search filters, `order_by` clauses and paging of the local store.
 //!
-//! Supported filter grammar, a subset of MLflow's: clauses joined by `AND`,
-//! each `<key> <op> <value>`, where `<key>` is an attribute (`name`,
-//! `run_id`, `attributes.status`, ...) or `metrics.<k>`, `params.<k>`,
-//! `tags.<k>` (the key may be quoted with backticks or double quotes), `<op>`
-//! is one of `= != < <= > >= LIKE ILIKE`, and `<value>` is a quoted string or
+//! The filter grammar is a subset of MLflow's: clauses `<key> <op> <value>`
+//! joined by `AND`. A `<key>` is an attribute (`name`, `run_id`,
+//! `attributes.status`, ...) or `metrics.<k>`, `params.<k>` or `tags.<k>`,
+//! where `<k>` may be quoted with backticks or double quotes. An `<op>` is
+//! one of `= != < <= > >= LIKE ILIKE`, and a `<value>` is a quoted string or
 //! a number. `OR`, `IN`, `IS NULL` and parentheses are rejected as
 //! [`Error::Unsupported`] naming the filter.
 
@@ -62,9 +62,9 @@ pub(crate) trait Fields {
     fn field(&self, key: &Key) -> Option<Datum>;
 }
 
-fn unsupported(filter: &str, why: &str) -> Error {
+fn unsupported(filter: &str, reason: &str) -> Error {
     Error::Unsupported(format!(
-        "the search filter {filter:?} on the local file store ({why}); it supports clauses \
+        "the search filter {filter:?} on the local file store ({reason}); it supports clauses \
          `<key> <op> <value>` joined by AND, with = != < <= > >= LIKE ILIKE"
     ))
 }
@@ -78,12 +78,12 @@ pub(crate) fn parse_filter<T: Fields>(filter: &str) -> Result<Vec<Clause>> {
         return Ok(clauses);
     }
     loop {
-        let key = cursor.key().map_err(|why| unsupported(filter, &why))?;
+        let key = cursor.key().map_err(|reason| unsupported(filter, &reason))?;
         if !T::supports(&key) {
             return Err(unsupported(filter, &format!("it cannot search by {}", key_text(&key))));
         }
-        let op = cursor.op().map_err(|why| unsupported(filter, &why))?;
-        let value = cursor.literal().map_err(|why| unsupported(filter, &why))?;
+        let op = cursor.op().map_err(|reason| unsupported(filter, &reason))?;
+        let value = cursor.literal().map_err(|reason| unsupported(filter, &reason))?;
         clauses.push(Clause { key, op, value });
         cursor.skip_space();
         if cursor.at_end() {
@@ -102,7 +102,7 @@ pub(crate) fn parse_order_by<T: Fields>(items: &[String]) -> Result<Vec<OrderKey
     for item in items {
         let mut cursor = Cursor { text: item, pos: 0 };
         cursor.skip_space();
-        let key = cursor.key().map_err(|why| unsupported_order(item, &why))?;
+        let key = cursor.key().map_err(|reason| unsupported_order(item, &reason))?;
         if !T::supports(&key) {
             return Err(unsupported_order(item, &format!("it cannot sort by {}", key_text(&key))));
         }
@@ -122,9 +122,9 @@ pub(crate) fn parse_order_by<T: Fields>(items: &[String]) -> Result<Vec<OrderKey
     Ok(keys)
 }
 
-fn unsupported_order(item: &str, why: &str) -> Error {
+fn unsupported_order(item: &str, reason: &str) -> Error {
     Error::Unsupported(format!(
-        "the order_by item {item:?} on the local file store ({why}); write `<key> [ASC|DESC]`"
+        "the order_by item {item:?} on the local file store ({reason}); write `<key> [ASC|DESC]`"
     ))
 }
 
@@ -441,8 +441,8 @@ mod tests {
             Item { name: "c", score: Some(0.9) },
         ];
         let clauses = parse_filter::<Item>("metrics.score > 0.5").unwrap();
-        let kept: Vec<&str> = items.iter().filter(|i| matches(&clauses, *i, "").unwrap()).map(|i| i.name).collect();
-        assert_eq!(kept, vec!["c"]);
+        let matching: Vec<&str> = items.iter().filter(|i| matches(&clauses, *i, "").unwrap()).map(|i| i.name).collect();
+        assert_eq!(matching, vec!["c"]);
         let order = parse_order_by::<Item>(&["metrics.score DESC".to_string()]).unwrap();
         let by_name = parse_order_by::<Item>(&["name".to_string()]).unwrap();
         sort(&mut items, &order, &by_name);

@@ -163,6 +163,7 @@ fn log_batch_and_search_runs() {
     let (_dir, store) = store();
     let a = new_run(&store, "0");
     let b = new_run(&store, "0");
+
     post(&store, "runs/log-batch", json!({
         "run_id": a,
         "metrics": [{ "key": "score", "value": 0.9, "timestamp": 1, "step": 0 }],
@@ -174,6 +175,7 @@ fn log_batch_and_search_runs() {
         "metrics": [{ "key": "score", "value": 0.4, "timestamp": 1, "step": 0 }],
         "params": [{ "key": "kind", "value": "glm" }],
     }));
+
     let search = |body: Value| -> Vec<String> {
         let found = post(&store, "runs/search", body);
         found["runs"].as_array().map_or(Vec::new(), |runs| {
@@ -184,6 +186,7 @@ fn log_batch_and_search_runs() {
     assert_eq!(search(json!({ "experiment_ids": ["0"], "filter": "params.kind = 'glm'" })), vec![b.clone()]);
     assert_eq!(search(json!({ "experiment_ids": ["0"], "filter": "attributes.run_name = 'first'" })), vec![a.clone()]);
     assert_eq!(search(json!({ "experiment_ids": ["0"], "order_by": ["metrics.score ASC"] })), vec![b.clone(), a.clone()]);
+
     post(&store, "runs/delete", json!({ "run_id": b }));
     assert_eq!(search(json!({ "experiment_ids": ["0"] })), vec![a.clone()]);
     assert_eq!(search(json!({ "experiment_ids": ["0"], "run_view_type": "DELETED_ONLY" })), vec![b.clone()]);

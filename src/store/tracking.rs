@@ -276,13 +276,13 @@ fn metric_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     Ok(files)
 }
 
-/// A random id of 18 digits, as Python mlflow gives new experiments.
+/// Returns a random id of 18 digits, as Python mlflow gives new experiments.
 fn new_experiment_id() -> String {
     let random = uuid::Uuid::new_v4().as_u128();
     (100_000_000_000_000_000u128 + random % 900_000_000_000_000_000u128).to_string()
 }
 
-/// A run name such as `quiet-otter-417`, for runs created without one.
+/// Returns a run name such as `quiet-otter-417`, for runs created without one.
 fn random_run_name() -> String {
     const ADJECTIVES: [&str; 12] =
         ["amber", "brisk", "calm", "deft", "eager", "fond", "gentle", "hardy", "keen", "lucid", "nimble", "quiet"];
@@ -441,12 +441,12 @@ impl FileStore {
 
         let mut found = Vec::new();
         for experiment in self.all_experiments()? {
-            let wanted = match view.as_str() {
+            let in_view = match view.as_str() {
                 "ALL" => true,
                 "DELETED_ONLY" => !experiment.is_active(),
                 _ => experiment.is_active(),
             };
-            if wanted && search::matches(&clauses, &experiment, &filter)? {
+            if in_view && search::matches(&clauses, &experiment, &filter)? {
                 found.push(experiment);
             }
         }
@@ -473,6 +473,7 @@ impl FileStore {
         let mut experiment = self
             .read_experiment(&id, &self.root.join(&id))?
             .ok_or_else(|| not_found(format!("Could not find experiment with ID {id}")))?;
+
         let target = self.trash().join(&id);
         if target.exists() {
             return Err(invalid_state(format!(
@@ -480,6 +481,9 @@ impl FileStore {
                 target.display()
             )));
         }
+
+        // Runs first, then the experiment, then the move into .trash/, as
+        // Python mlflow deletes an experiment.
         let now = now_millis();
         for mut run in self.experiment_runs(&experiment)? {
             if run.is_active() {
@@ -747,7 +751,7 @@ impl FileStore {
     fn writable_run(&self, request: &Request) -> Result<Run> {
         let run_id = match request.text("run_id").filter(|id| !id.is_empty()) {
             Some(id) => id,
-            None => request.required("run_id")?,
+            None => request.required("run_uuid")?,
         };
         self.prepare(true)?;
         let run = self.load_run(&run_id)?;
@@ -941,12 +945,12 @@ impl FileStore {
                 continue;
             };
             for run in self.experiment_runs(&experiment)? {
-                let wanted = match view.as_str() {
+                let in_view = match view.as_str() {
                     "ALL" => true,
                     "DELETED_ONLY" => !run.is_active(),
                     _ => run.is_active(),
                 };
-                if wanted && search::matches(&clauses, &run, &filter)? {
+                if in_view && search::matches(&clauses, &run, &filter)? {
                     found.push(run);
                 }
             }
