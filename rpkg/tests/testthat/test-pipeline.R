@@ -200,8 +200,7 @@ test_that("with() keeps the user's error when ending the run fails", {
   expect_null(mlflowreg:::active_run_id())
 })
 
-test_that("MLFLOW_RUN_ID is used once and not for nested runs", {
-  local_tracking(tracking_server())
+test_each_backend("MLFLOW_RUN_ID is used once and not for nested runs", {
   mlflow_set_experiment(unique_name("job"))
   job <- mlflow_start_run()
   mlflow_end_run()
@@ -218,8 +217,7 @@ test_that("MLFLOW_RUN_ID is used once and not for nested runs", {
   mlflow_end_run()
 })
 
-test_that("MLFLOW_RUN_ID naming a missing run says so", {
-  local_tracking(tracking_server())
+test_each_backend("MLFLOW_RUN_ID naming a missing run says so", {
   withr::local_envvar(MLFLOW_RUN_ID = "0123456789abcdef0123456789abcdef")
   globals <- mlflowreg:::.globals
   globals$consumed_job_run_id <- NULL
@@ -234,8 +232,7 @@ test_that("log_model rejects a bad artifact path before starting a run", {
   expect_null(mlflowreg:::active_run_id())
 })
 
-test_that("invalid registered model names fail before logging", {
-  local_tracking(tracking_server())
+test_each_backend("invalid registered model names fail before logging", {
   mlflow_set_experiment(unique_name("names"))
   for (bad in c("team/model", "a:b", "")) {
     expect_error(mlflow_log_model(fit, "model", registered_model_name = bad),
@@ -254,8 +251,7 @@ test_that("client never shows the password of its URI", {
   expect_error(mlflow_set_tracking_uri("ftp://alice:S3cr3tPW@host"), class = "mlflowreg_error_invalid_argument")
 })
 
-test_that("end_run checks status and end_time", {
-  local_tracking(tracking_server())
+test_each_backend("end_run checks status and end_time", {
   mlflow_set_experiment(unique_name("end"))
   mlflow_start_run()
   expect_error(mlflow_end_run(status = "DONE"), class = "mlflowreg_error_invalid_argument", regexp = "\"DONE\"")

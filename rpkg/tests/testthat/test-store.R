@@ -61,10 +61,15 @@ test_that("default tracking URI is ./mlruns and needs no server", {
 test_that("store path that is a file names the path", {
   file <- file.path(withr::local_tempdir(), "mlruns")
   writeLines("not a store", file)
-  local_tracking(file)
-  err <- expect_error(mlflow_set_experiment("x"), class = "mlflowreg_error_configuration")
+  err <- expect_error(mlflow_set_tracking_uri(file), class = "mlflowreg_error_configuration")
   expect_match(conditionMessage(err), file, fixed = TRUE)
   expect_match(conditionMessage(err), "is a file, not a directory", fixed = TRUE)
+
+  # Set through the environment, the path is checked at the first call.
+  local_default_uri(withr::local_tempdir())
+  withr::local_envvar(MLFLOW_TRACKING_URI = file)
+  err <- expect_error(mlflow_set_experiment("x"), class = "mlflowreg_error_configuration")
+  expect_match(conditionMessage(err), file, fixed = TRUE)
   expect_equal(readLines(file), "not a store")
 })
 
