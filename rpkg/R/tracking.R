@@ -149,7 +149,7 @@ mlflow_start_run <- function(run_id = NULL, experiment_id = NULL, start_time = N
         from_env <- is.null(run_id)
         mlflowreg_abort(
           c(
-            sprintf("Run %s does not exist on the tracking server.", describe_value(existing)),
+            sprintf("Run %s does not exist in the tracking store.", describe_value(existing)),
             i = if (from_env) "The id came from MLFLOW_RUN_ID; unset it or set it to an existing run." else
               "Pass the id of an existing run, or NULL to start a new one."
           ),

@@ -406,12 +406,12 @@ impl FileStore {
             let state = if existing.is_active() { "" } else { " in deleted state; restore it or choose another name" };
             return Err(already_exists(format!("Experiment '{name}' already exists{state}.")));
         }
-        let id = loop {
-            let id = new_experiment_id();
-            if !self.root.join(&id).exists() && !self.trash().join(&id).exists() {
-                break id;
-            }
-        };
+        // Ids have 18 random digits, so a clash is rare; the tries are
+        // bounded all the same.
+        let id = (0..100)
+            .map(|_| new_experiment_id())
+            .find(|id| !self.root.join(id).exists() && !self.trash().join(id).exists())
+            .ok_or_else(|| invalid_state("no unused experiment id found in 100 tries".to_string()))?;
         self.write_new_experiment(&id, &name, location, &tags)?;
         Ok(json!({ "experiment_id": id }))
     }
@@ -761,6 +761,9 @@ impl FileStore {
 
     /// Checks that logging `value` for `key` keeps params immutable, as
     /// MLflow requires; re-logging the same value is allowed.
+    /// NOTE: the check and the write are not under the store lock, so two
+    /// processes logging different values for one key at the same moment
+    /// can both succeed, and the last write wins.
     fn check_param(run: &Run, key: &str, value: &str) -> Result<()> {
         match lookup(&run.params, key) {
             Some(current) if current != value => Err(invalid_parameter(format!(
