@@ -37,7 +37,7 @@ impl AzureMlArtifacts {
         let root = workspace.artifact_location(artifact_uri)?;
         check_relative(&root.path).map_err(|reason| Error::invalid("artifact URI", artifact_uri, reason))?;
         Ok(AzureMlArtifacts {
-            http: client.http().clone(),
+            http: client.http()?.clone(),
             workspace,
             root,
             root_uri: artifact_uri.trim_end_matches('/').to_string(),
