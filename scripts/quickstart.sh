@@ -4,8 +4,8 @@
 #
 # With MLFLOW_TRACKING_URI set, the example talks to that server. Without it,
 # the example uses the local store ./mlruns in the repository root (R mlflow's
-# default): no server runs and no Python is installed. Python mlflow can read
-# that store later (MLFLOW_ALLOW_FILE_STORE=true mlflow ui).
+# default), so no server runs. Neither case installs or runs Python; Python
+# mlflow 3 can read the local store later with MLFLOW_ALLOW_FILE_STORE=true.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,11 +18,7 @@ fi
 export MLFLOW_DISABLE_TELEMETRY=true
 export DO_NOT_TRACK=true
 
-if [ -n "${MLFLOW_TRACKING_URI:-}" ]; then
-  bash scripts/setup.sh
-else
-  bash scripts/setup.sh --package-only
-fi
+bash scripts/setup.sh --package-only
 
 printf 'quickstart: building and installing the R package into %s\n' "$R_LIBRARY"
 mkdir -p "$R_LIBRARY"

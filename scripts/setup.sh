@@ -15,7 +15,7 @@
 # Usage: scripts/setup.sh [--package-only]
 #   --package-only  install only what building and using the R package
 #                   needs, without the test tools (Python venv, Azurite), as
-#                   scripts/quickstart.sh does for the local store.
+#                   scripts/quickstart.sh does.
 set -euo pipefail
 
 WITH_TEST_TOOLS=1
