@@ -107,6 +107,16 @@ impl Client {
         }
     }
 
+    /// Returns a copy whose requests, waits and transfers stop with
+    /// [`crate::Error::Interrupted`] once `cancel` is set. The copy shares
+    /// the connection pool.
+    pub fn with_cancel(&self, cancel: crate::cancel::CancelToken) -> Self {
+        Client {
+            http: self.http.with_cancel(cancel),
+            ..self.clone()
+        }
+    }
+
     /// Builds `<base>/<path>` where `path` has no leading slash; each path
     /// segment of `path` is percent-encoded as needed.
     pub fn url(&self, path: &str) -> Url {
@@ -186,6 +196,20 @@ impl Client {
                 return Ok((items, token));
             }
         }
+    }
+
+    /// Calls a POST endpoint that must not take effect twice, such as a
+    /// create; `took_effect` looks up the result of an attempt whose
+    /// response was lost (see [`Http::send_json_checked`]).
+    pub fn call_checked(
+        &self,
+        method: Method,
+        endpoint: &str,
+        body: &Value,
+        took_effect: &dyn Fn() -> Result<Option<Value>>,
+    ) -> Result<Value> {
+        let url = self.url(&format!("api/2.0/mlflow/{endpoint}"));
+        self.http.send_json_checked(method, &url, body, took_effect)
     }
 
     /// Calls an endpoint and decodes the response into `T`.

@@ -117,6 +117,25 @@ pub enum Error {
         status: Option<u16>,
         message: String,
     },
+
+    /// The caller cancelled the operation (Ctrl-C in R) before it finished.
+    #[error("the operation was interrupted")]
+    Interrupted,
+
+    /// Files of a model are missing or have the wrong size at its
+    /// destination; nothing was registered.
+    #[error("{}", incomplete_message(.location, .problems))]
+    IncompleteModel { location: String, problems: Vec<String> },
+}
+
+fn incomplete_message(location: &str, problems: &[String]) -> String {
+    let mut message = format!("the model at {location} is incomplete, so no version was created:");
+    for problem in problems {
+        message.push_str("\n- ");
+        message.push_str(problem);
+    }
+    message.push_str("\nLog the model again; if this repeats, check the artifact store's free space and logs.");
+    message
 }
 
 fn validation_message(source: &str, profile: &str, problems: &[crate::validate::Problem]) -> String {
@@ -158,6 +177,8 @@ impl Error {
             Error::Unsupported(_) => "unsupported",
             Error::Authentication(_) => "authentication",
             Error::Storage { .. } => "storage",
+            Error::Interrupted => "interrupted",
+            Error::IncompleteModel { .. } => "incomplete_model",
         }
     }
 
@@ -186,6 +207,26 @@ impl Error {
     /// Returns true when the server says the resource exists already.
     pub fn is_already_exists(&self) -> bool {
         self.kind() == "already_exists"
+    }
+
+    /// Appends `note` to the message of an [`Error::Api`] or
+    /// [`Error::Unreachable`]; other variants are returned unchanged.
+    pub(crate) fn with_note(self, note: &str) -> Self {
+        match self {
+            Error::Api { status, error_code, message, method, route } => Error::Api {
+                status,
+                error_code,
+                message: format!("{message} ({note})"),
+                method,
+                route,
+            },
+            Error::Unreachable { url, origin, message } => Error::Unreachable {
+                url,
+                origin,
+                message: format!("{message} ({note})"),
+            },
+            other => other,
+        }
     }
 
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::azureml::JobToken;
+use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
 
 /// `MLFLOW_HTTP_REQUEST_MAX_RETRIES` default, as in Python mlflow.
@@ -246,6 +247,8 @@ pub struct Http {
     credentials: Credentials,
     /// Where the tracking URI came from, for "cannot reach" errors.
     origin: String,
+    /// Checked before each attempt, while waiting and between body chunks.
+    cancel: CancelToken,
 }
 
 impl Http {
@@ -286,6 +289,7 @@ impl Http {
             config,
             credentials,
             origin: origin.into(),
+            cancel: CancelToken::new(),
         })
     }
 
@@ -293,22 +297,25 @@ impl Http {
         &self.config
     }
 
+    /// Returns a copy that shares the connection pool but stops its
+    /// requests when `cancel` is set.
+    pub fn with_cancel(&self, cancel: CancelToken) -> Self {
+        Http { cancel, ..self.clone() }
+    }
+
+    /// Returns the token that stops this client's requests.
+    pub fn cancel_token(&self) -> &CancelToken {
+        &self.cancel
+    }
+
     /// Sends a request with retries and returns the successful response.
     ///
-    /// Statuses 408, 429, 500, 502, 503, 504 and connection errors are
-    /// retried up to `max_retries` times, waiting `backoff_factor * 2^(n-1)`
-    /// seconds plus up to `backoff_jitter` seconds, or what `Retry-After`
-    /// asks for, capped at [`MAX_BACKOFF_SECS`]. Any other error status
-    /// returns [`Error::Api`] at once. Connection errors are retried only
-    /// while the total time stays within one request timeout.
-    ///
-    /// NOTE: POST requests are retried like any other, as Python mlflow does,
-    /// so a create whose first attempt reached the server can be repeated.
-    ///
-    /// With [`Credentials::AzureMl`], a 401 response makes a job token
-    /// refresh once and the request repeat without counting as a retry.
+    /// The retry policy is [`Http::execute`]'s. Use it for requests that
+    /// have the same effect when repeated (GET, PUT, DELETE, and POSTs that
+    /// set a value); [`Http::send_json_checked`] is for creates.
     pub fn send(&self, method: Method, url: &Url, body: RequestBody<'_>) -> Result<Response> {
-        self.send_with(method, url, body, Auth::Tracking, &BTreeMap::new())
+        let request = Request { method: &method, url, body: &body, auth: Auth::Tracking, headers: &BTreeMap::new() };
+        self.execute(&request, None, &mut |response| Ok(response))
     }
 
     /// Sends a request to a presigned URL, such as an Azure SAS URL, with the
@@ -322,33 +329,110 @@ impl Http {
         body: RequestBody<'_>,
         headers: &BTreeMap<String, String>,
     ) -> Result<Response> {
-        self.send_with(method, url, body, Auth::None, headers)
+        let request = Request { method: &method, url, body: &body, auth: Auth::None, headers };
+        self.execute(&request, None, &mut |response| Ok(response))
     }
 
-    fn send_with(
+    /// Sends a JSON request and decodes the JSON response; an empty body
+    /// decodes as `{}`. A connection lost while the response body arrives
+    /// is retried like one lost before it.
+    pub fn send_json(&self, method: Method, url: &Url, body: Option<&serde_json::Value>) -> Result<serde_json::Value> {
+        let body = body.map_or(RequestBody::Empty, RequestBody::Json);
+        let request = Request { method: &method, url, body: &body, auth: Auth::Tracking, headers: &BTreeMap::new() };
+        let text = self.execute(&request, None, &mut read_text)?;
+        parse_json(&text, &method, url)
+    }
+
+    /// Sends a request that must not be applied twice, such as
+    /// `model-versions/create`, and decodes the JSON response.
+    ///
+    /// A failure can leave unknown whether the server applied the request:
+    /// a timeout, a connection lost after the request was sent, or 500,
+    /// 502, 503, 504. After one, `took_effect` looks the result up on the
+    /// server. `Some(response)` is returned as if the lost response had
+    /// arrived, and `None` lets the request be sent again. Failures where
+    /// the server cannot have applied it (connection refused, 408, 429) are
+    /// retried without asking.
+    pub fn send_json_checked(
         &self,
         method: Method,
         url: &Url,
-        body: RequestBody<'_>,
-        auth: Auth,
-        headers: &BTreeMap<String, String>,
-    ) -> Result<Response> {
+        body: &serde_json::Value,
+        took_effect: &dyn Fn() -> Result<Option<serde_json::Value>>,
+    ) -> Result<serde_json::Value> {
+        let recovered = std::cell::Cell::new(false);
+        let probe = || {
+            let found = took_effect()?;
+            recovered.set(found.is_some());
+            Ok(found.map(|value| value.to_string()))
+        };
+        let body = RequestBody::Json(body);
+        let request = Request { method: &method, url, body: &body, auth: Auth::Tracking, headers: &BTreeMap::new() };
+        let text = self.execute(&request, Some(&probe), &mut read_text)?;
+        if recovered.get() {
+            tracing::info!(
+                method = %method, route = url.path(),
+                "an earlier attempt of the MLflow request took effect; not sending it again"
+            );
+        }
+        parse_json(&text, &method, url)
+    }
+
+    /// Downloads `url` into `file`, which is emptied before each attempt, so
+    /// a connection lost in the middle of the body is retried as a whole.
+    pub fn download(&self, url: &Url, file: &mut std::fs::File) -> Result<()> {
+        let cancel = self.cancel.clone();
+        let request = Request {
+            method: &Method::GET,
+            url,
+            body: &RequestBody::Empty,
+            auth: Auth::Tracking,
+            headers: &BTreeMap::new(),
+        };
+        self.execute(&request, None, &mut |mut response| copy_body(&mut response, file, &cancel))
+    }
+
+    /// The retry loop every request goes through.
+    ///
+    /// Statuses 408, 429, 500, 502, 503, 504 and transport errors are
+    /// retried up to `max_retries` times, waiting `backoff_factor * 2^(n-1)`
+    /// seconds plus up to `backoff_jitter` seconds, or the `Retry-After`
+    /// value, capped at [`MAX_BACKOFF_SECS`]. A connection that cannot be
+    /// made is retried only while the total time stays within one request
+    /// timeout. Any other error status returns [`Error::Api`] at once.
+    ///
+    /// `read` consumes a successful response inside the loop, so its
+    /// transport errors are retried too. With `took_effect`, an ambiguous
+    /// failure is only retried when it returns `None` (see
+    /// [`Http::send_json_checked`]). With [`Credentials::AzureMl`], a 401
+    /// response makes a job token refresh once and the request repeat
+    /// without counting as a retry. Every retry is logged at info level
+    /// with method, route, status or error, and attempt; the body, query
+    /// string and credentials are never logged.
+    fn execute<T>(
+        &self,
+        request: &Request<'_>,
+        took_effect: Option<&dyn Fn() -> Result<Option<T>>>,
+        read: &mut dyn FnMut(Response) -> std::result::Result<T, ReadError>,
+    ) -> Result<T> {
+        let Request { method, url, body, auth, headers } = *request;
         let started = std::time::Instant::now();
         let mut attempt: u32 = 0;
         let mut refreshed_after_401 = false;
         loop {
+            self.cancel.check()?;
             attempt += 1;
-            let mut request = self.build(method.clone(), url, &body)?;
+            let mut builder = self.build(method.clone(), url, body)?;
             for (name, value) in headers {
-                request = request.header(name.as_str(), value.as_str());
+                builder = builder.header(name.as_str(), value.as_str());
             }
             let mut token_generation = None;
             if auth == Auth::Tracking {
-                let (authorized, generation) = self.authorize(request)?;
-                request = authorized;
+                let (authorized, generation) = self.authorize(builder)?;
+                builder = authorized;
                 token_generation = generation;
             }
-            let outcome = request.send();
+            let outcome = builder.send();
 
             if let (Credentials::AzureMl(token), Some(generation), Ok(response)) =
                 (&self.credentials, token_generation, &outcome)
@@ -356,7 +440,7 @@ impl Http {
                 if response.status() == StatusCode::UNAUTHORIZED {
                     if refreshed_after_401 || !token.can_refresh() {
                         let Ok(response) = outcome else { unreachable!("matched Ok above") };
-                        return Err(token.rejected(decode_error(response, &method, url)));
+                        return Err(token.rejected(decode_error(response, method, url)));
                     }
                     refreshed_after_401 = true;
                     tracing::info!(method = %method, route = url.path(), "Azure ML returned 401, refreshing the job token");
@@ -365,21 +449,27 @@ impl Http {
                     continue;
                 }
             }
-            let retries_left = attempt <= self.config.max_retries;
-            let wait = match outcome {
-                Ok(response) if response.status().is_success() => return Ok(response),
+
+            let failure = match outcome {
+                Ok(response) if response.status().is_success() => match read(response) {
+                    Ok(value) => return Ok(value),
+                    Err(ReadError::Local(err)) => return Err(err),
+                    Err(ReadError::Transport(message)) => Failure {
+                        retry: Retry::Ambiguous,
+                        wait: None,
+                        status: None,
+                        error: self.unreachable_message(url, format!("the response was cut off: {message}")),
+                    },
+                },
                 Ok(response) => {
-                    let status = response.status();
-                    if !(retries_left && RETRY_STATUSES.contains(&status.as_u16())) {
-                        return Err(decode_error(response, &method, url));
+                    let status = response.status().as_u16();
+                    let wait = retry_after(&response);
+                    Failure {
+                        retry: retry_for_status(status),
+                        wait,
+                        status: Some(status),
+                        error: decode_error(response, method, url),
                     }
-                    let wait = retry_after(&response).unwrap_or_else(|| self.backoff(attempt));
-                    tracing::info!(
-                        method = %method, route = url.path(), status = status.as_u16(),
-                        attempt, max_retries = self.config.max_retries, wait_secs = wait.as_secs_f64(),
-                        "retrying MLflow request"
-                    );
-                    wait
                 }
                 Err(err) if err.is_builder() => {
                     return Err(Error::Configuration(format!(
@@ -390,40 +480,59 @@ impl Http {
                     )))
                 }
                 Err(err) => {
-                    let transient = err.is_connect() || err.is_timeout() || err.is_request();
-                    let wait = self.backoff(attempt);
-                    // A server that cannot be reached fails within one request
-                    // timeout in total, not after every retry's backoff.
-                    let within_budget = started.elapsed() + wait < self.config.timeout;
-                    if !(retries_left && transient && within_budget) {
-                        return Err(self.unreachable(url, err));
+                    let retry = if err.is_connect() {
+                        Retry::NotApplied
+                    } else if err.is_timeout() || err.is_request() || err.is_body() {
+                        Retry::Ambiguous
+                    } else {
+                        Retry::Never
+                    };
+                    Failure {
+                        retry,
+                        wait: None,
+                        status: None,
+                        error: self.unreachable(url, err),
                     }
-                    tracing::info!(
-                        method = %method, route = url.path(), error = %err.without_url(),
-                        attempt, max_retries = self.config.max_retries, wait_secs = wait.as_secs_f64(),
-                        "retrying MLflow request after a connection error"
-                    );
-                    wait
                 }
             };
-            std::thread::sleep(wait);
+            // An upload aborted by the cancellation flag fails as a transport error.
+            self.cancel.check()?;
+            if failure.retry == Retry::Never || attempt > self.config.max_retries {
+                return Err(failure.error);
+            }
+            let wait = failure.wait.unwrap_or_else(|| self.backoff(attempt));
+            // A server that cannot be reached fails within one request
+            // timeout in total, not after every retry's backoff.
+            let connection_failed = failure.status.is_none() && failure.retry == Retry::NotApplied;
+            if connection_failed && started.elapsed() + wait >= self.config.timeout {
+                return Err(failure.error);
+            }
+            match failure.status {
+                Some(status) => tracing::info!(
+                    method = %method, route = url.path(), status, attempt,
+                    max_retries = self.config.max_retries, wait_secs = wait.as_secs_f64(),
+                    "retrying MLflow request"
+                ),
+                None => tracing::info!(
+                    method = %method, route = url.path(), error = %failure.error, attempt,
+                    max_retries = self.config.max_retries, wait_secs = wait.as_secs_f64(),
+                    "retrying MLflow request after a connection error"
+                ),
+            }
+            self.cancel.sleep(wait)?;
+            if let (Retry::Ambiguous, Some(took_effect)) = (failure.retry, took_effect) {
+                match took_effect() {
+                    Ok(Some(value)) => return Ok(value),
+                    Ok(None) => {}
+                    Err(Error::Interrupted) => return Err(Error::Interrupted),
+                    Err(check) => {
+                        return Err(failure.error.with_note(&format!(
+                            "whether the server applied the request is unknown, because looking it up failed: {check}"
+                        )))
+                    }
+                }
+            }
         }
-    }
-
-    /// Sends a JSON request and decodes the JSON response; an empty body
-    /// decodes as `{}`.
-    pub fn send_json(&self, method: Method, url: &Url, body: Option<&serde_json::Value>) -> Result<serde_json::Value> {
-        let body = body.map_or(RequestBody::Empty, RequestBody::Json);
-        let response = self.send(method.clone(), url, body)?;
-        let text = response.text().map_err(|err| self.unreachable(url, err))?;
-        if text.trim().is_empty() {
-            return Ok(serde_json::Value::Object(Default::default()));
-        }
-        serde_json::from_str(&text).map_err(|err| Error::Parse {
-            what: "server response",
-            location: format!("{method} {}", url.path()),
-            message: err.to_string(),
-        })
     }
 
     /// Adds the tracking credentials to a request. For an Azure ML token it
@@ -450,11 +559,13 @@ impl Http {
                     .metadata()
                     .map_err(|err| Error::io("inspecting", *path, err))?
                     .len();
-                request.body(Body::sized(file, len))
+                // The wrapper ends the upload at the next chunk once the
+                // operation is cancelled.
+                request.body(Body::sized(self.cancel.reader(file), len))
             }
             RequestBody::FileRange(range) => {
                 let (reader, len) = open_range(range)?;
-                request.body(Body::sized(reader, len))
+                request.body(Body::sized(self.cancel.reader(reader), len))
             }
         })
     }
@@ -466,13 +577,116 @@ impl Http {
     }
 
     fn unreachable(&self, url: &Url, err: reqwest::Error) -> Error {
+        let mut message = error_chain(&err.without_url());
+        if message.contains("certificate") && url.scheme() == "https" {
+            message.push_str(
+                "; if the server's certificate comes from a private CA, set MLFLOW_TRACKING_SERVER_CERT_PATH \
+                 to a PEM file with that CA",
+            );
+        }
+        self.unreachable_message(url, message)
+    }
+
+    fn unreachable_message(&self, url: &Url, message: String) -> Error {
         Error::Unreachable {
             url: redact_url(url),
             origin: self.origin.clone(),
-            message: error_chain(&err.without_url()),
+            message,
         }
     }
 }
+
+/// One request as [`Http::execute`] sends it, attempt after attempt.
+#[derive(Clone, Copy)]
+struct Request<'a> {
+    method: &'a Method,
+    url: &'a Url,
+    body: &'a RequestBody<'a>,
+    auth: Auth,
+    headers: &'a BTreeMap<String, String>,
+}
+
+/// Whether and how a failed attempt may be repeated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// The server did not apply the request: the connection was never
+    /// made, or it answered 408 or 429.
+    NotApplied,
+    /// The server may have applied the request: a timeout, a connection
+    /// lost after the request was sent, or 500, 502, 503, 504.
+    Ambiguous,
+    Never,
+}
+
+struct Failure {
+    retry: Retry,
+    /// What `Retry-After` asked for.
+    wait: Option<Duration>,
+    status: Option<u16>,
+    /// Returned when no retry is left.
+    error: Error,
+}
+
+fn retry_for_status(status: u16) -> Retry {
+    match status {
+        408 | 429 => Retry::NotApplied,
+        500 | 502 | 503 | 504 => Retry::Ambiguous,
+        _ => Retry::Never,
+    }
+}
+
+/// Why reading a successful response failed.
+enum ReadError {
+    /// The connection failed while the body arrived; retried.
+    Transport(String),
+    /// Writing on this machine failed; not retried.
+    Local(Error),
+}
+
+fn read_text(response: Response) -> std::result::Result<String, ReadError> {
+    response
+        .text()
+        .map_err(|err| ReadError::Transport(error_chain(&err.without_url())))
+}
+
+fn parse_json(text: &str, method: &Method, url: &Url) -> Result<serde_json::Value> {
+    if text.trim().is_empty() {
+        return Ok(serde_json::Value::Object(Default::default()));
+    }
+    serde_json::from_str(text).map_err(|err| Error::Parse {
+        what: "server response",
+        location: format!("{method} {}", url.path()),
+        message: err.to_string(),
+    })
+}
+
+/// Size of the chunks a download is copied in; the cancellation flag is
+/// checked between two chunks.
+const DOWNLOAD_CHUNK: usize = 64 * 1024;
+
+fn copy_body(
+    response: &mut Response,
+    file: &mut std::fs::File,
+    cancel: &CancelToken,
+) -> std::result::Result<(), ReadError> {
+    use std::io::{Read, Seek, Write};
+    let local = |err: std::io::Error| ReadError::Local(Error::io("writing the download to", "a temporary file", err));
+    file.set_len(0).map_err(local)?;
+    file.rewind().map_err(local)?;
+    let mut buffer = vec![0u8; DOWNLOAD_CHUNK];
+    loop {
+        cancel.check().map_err(ReadError::Local)?;
+        let n = match response.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(ReadError::Transport(format!("download interrupted: {}", io_error_text(err)))),
+        };
+        file.write_all(&buffer[..n]).map_err(local)?;
+    }
+    file.flush().map_err(local)
+}
+
 
 /// Opens a file positioned at the start of `range`, limited to its length.
 fn open_range(range: &FileRange<'_>) -> Result<(std::io::Take<std::fs::File>, u64)> {
@@ -547,6 +761,29 @@ pub fn redact_url(url: &Url) -> String {
     let _ = clean.set_username("");
     let _ = clean.set_password(None);
     clean.to_string()
+}
+
+/// Formats an I/O error from a response body. Such an error can wrap a
+/// `reqwest::Error`, whose message would name the URL with its query string.
+fn io_error_text(err: std::io::Error) -> String {
+    let kind = err.kind();
+    match err.into_inner() {
+        Some(inner) => match inner.downcast::<reqwest::Error>() {
+            Ok(http) => error_chain(&http.without_url()),
+            Err(other) => error_chain(other.as_ref()),
+        },
+        None => kind.to_string(),
+    }
+}
+
+/// Returns `text` without the query string, fragment and user info when it
+/// is a URL with a host; any other text is cut at its first `?` or `#`.
+/// For messages about URIs that may carry a SAS token or a password.
+pub fn redact_uri(text: &str) -> String {
+    match Url::parse(text) {
+        Ok(url) if url.has_host() => redact_url(&url),
+        _ => text.split(['?', '#']).next().unwrap_or_default().to_string(),
+    }
 }
 
 fn error_chain(err: &dyn std::error::Error) -> String {
@@ -632,6 +869,29 @@ mod tests {
         let shown = format!("{creds:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("<redacted>"), "{shown}");
+    }
+
+    #[test]
+    fn redact_uri_handles_urls_and_other_uris() {
+        assert_eq!(
+            redact_uri("https://user:pw@acct.blob.core.windows.net/c/b?sv=1&sig=SECRET"),
+            "https://acct.blob.core.windows.net/c/b"
+        );
+        assert_eq!(redact_uri("mlflow-artifacts:/1/run/artifacts?sig=SECRET"), "mlflow-artifacts:/1/run/artifacts");
+        assert_eq!(redact_uri("not a url ?sig=SECRET"), "not a url ");
+    }
+
+    #[test]
+    fn retry_classes_follow_status() {
+        for status in [408, 429] {
+            assert_eq!(retry_for_status(status), Retry::NotApplied, "{status}");
+        }
+        for status in [500, 502, 503, 504] {
+            assert_eq!(retry_for_status(status), Retry::Ambiguous, "{status}");
+        }
+        for status in [400, 401, 403, 404, 409, 501] {
+            assert_eq!(retry_for_status(status), Retry::Never, "{status}");
+        }
     }
 
     #[test]

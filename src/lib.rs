@@ -18,9 +18,11 @@
 //!   run-history artifact routes.
 //! - [`validate`]: registry acceptance rules checked before registering.
 //! - [`pipeline`]: log, register, repair and download, composed from the above.
+//! - [`cancel`]: the flag that stops a running operation (Ctrl-C in R).
 
 pub mod artifacts;
 pub mod azureml;
+pub mod cancel;
 pub mod client;
 pub mod error;
 pub mod http;

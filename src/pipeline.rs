@@ -6,7 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::artifacts::{self, ArtifactRepository};
+use crate::artifacts::{self, verify, ArtifactRepository, LocalArtifacts};
+use crate::cancel::CancelToken;
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::model::{format_utc, save_crate_model, MlModel, SaveOptions, MLMODEL_FILE};
@@ -50,7 +51,9 @@ pub fn log_crate_model(client: &Client, run_id: &str, artifact_path: &str, seria
 ///
 /// The uploaded `MLmodel` gets the run id, the artifact path and the upload
 /// time; the local directory is not modified. `MLmodel` is uploaded after
-/// every other file, so an interrupted upload leaves no loadable model.
+/// every other file, so an interrupted upload leaves no loadable model, and
+/// the upload is then listed back: a file missing or of the wrong size
+/// fails with [`Error::IncompleteModel`].
 pub fn log_model_dir(client: &Client, run_id: &str, model_dir: &Path, artifact_path: &str) -> Result<LoggedModel> {
     check_artifact_path(artifact_path)?;
     let mut mlmodel = MlModel::read_dir(model_dir)?;
@@ -64,8 +67,10 @@ pub fn log_model_dir(client: &Client, run_id: &str, model_dir: &Path, artifact_p
         Error::Configuration(format!("run {run_id} has no artifact_uri; the server did not assign an artifact store"))
     })?;
     let repo = artifacts::open(client, &root)?;
-    artifacts::upload_dir(repo.as_ref(), model_dir, artifact_path, &[MLMODEL_FILE], artifacts::workers_from_env()?)?;
+    let uploaded =
+        artifacts::upload_dir(repo.as_ref(), model_dir, artifact_path, &[MLMODEL_FILE], artifacts::workers_from_env()?)?;
     repo.upload_bytes(yaml.as_bytes(), &join_artifact_path(artifact_path, MLMODEL_FILE))?;
+    verify_upload(repo.as_ref(), model_dir, &uploaded, artifact_path, yaml.len() as u64)?;
 
     let mut warnings = Vec::new();
     if let Err(err) = client.log_model_metadata(run_id, &mlmodel) {
@@ -81,6 +86,34 @@ pub fn log_model_dir(client: &Client, run_id: &str, model_dir: &Path, artifact_p
         artifact_uri: join_uri(&root, artifact_path),
         mlmodel,
         warnings,
+    })
+}
+
+/// Lists what arrived below `artifact_path` and fails with
+/// [`Error::IncompleteModel`] unless every uploaded file and `MLmodel` is
+/// there with its local size.
+fn verify_upload(
+    repo: &dyn ArtifactRepository,
+    model_dir: &Path,
+    uploaded: &[String],
+    artifact_path: &str,
+    mlmodel_size: u64,
+) -> Result<()> {
+    let mut expected = Vec::with_capacity(uploaded.len() + 1);
+    for relative in uploaded {
+        let local = model_dir.join(relative);
+        let size = std::fs::metadata(&local).map_err(|err| Error::io("inspecting", &local, err))?.len();
+        expected.push((relative.clone(), size));
+    }
+    expected.push((MLMODEL_FILE.to_string(), mlmodel_size));
+    let found = verify::sizes_below(&artifacts::list_recursive(repo, artifact_path)?, artifact_path);
+    let problems = verify::compare_with_expected(&found, &expected);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Error::IncompleteModel {
+        location: join_uri(repo.root_uri(), artifact_path),
+        problems,
     })
 }
 
@@ -232,20 +265,52 @@ fn read_mlmodel_at(client: Option<&Client>, location: &ModelLocation, model_uri:
     }
 }
 
-/// The validation profile for a client: `None` skips validation, and
-/// `Some(None)` picks the profile from the tracking URI.
-fn preflight(client: &Client, location: &ModelLocation, model_uri: &str, profile: Option<Option<Profile>>) -> Result<()> {
-    let Some(profile) = profile else {
-        return Ok(());
+/// Checks a model before a version is created from it: its `MLmodel`
+/// against the registry's rules (`profile`: `None` skips this, `Some(None)`
+/// picks the rules from the tracking URI), and its files against what the
+/// `MLmodel` promises ([`verify::check_promises`]), so a model that only
+/// partly arrived is never registered.
+fn check_before_registering(
+    client: &Client,
+    location: &ModelLocation,
+    model_uri: &str,
+    profile: Option<Option<Profile>>,
+) -> Result<()> {
+    let repo: Box<dyn ArtifactRepository> = match location {
+        ModelLocation::Local(path) => Box::new(LocalArtifacts::new(path, &path.display().to_string())),
+        ModelLocation::Remote { artifact_uri, .. } => match artifacts::open(client, artifact_uri) {
+            Ok(repo) => repo,
+            // Without validation nothing needs the files, so a store this
+            // crate cannot read does not stop the registration.
+            Err(Error::Unsupported(what)) if profile.is_none() => {
+                tracing::warn!(
+                    model_uri,
+                    "the files of the model were not checked before registering, because {what} is not supported"
+                );
+                return Ok(());
+            }
+            Err(err) => return Err(err),
+        },
     };
-    let profile = profile.unwrap_or_else(|| Profile::for_tracking_uri(client.tracking_uri()));
     let model = read_mlmodel_at(Some(client), location, model_uri)?;
-    validate::require(&model, profile, model_uri)
+    if let Some(profile) = profile {
+        let profile = profile.unwrap_or_else(|| Profile::for_tracking_uri(client.tracking_uri()));
+        validate::require(&model, profile, model_uri)?;
+    }
+    let found = verify::sizes_below(&artifacts::list_recursive(repo.as_ref(), "")?, "");
+    let problems = verify::check_promises(&model, &found);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Error::IncompleteModel {
+        location: repo.root_uri().to_string(),
+        problems,
+    })
 }
 
 /// Creates a version of the registered model `name` from `source` after
-/// checking its `MLmodel` against `profile` (see [`register_model`]), and
-/// waits up to `await_for` for it to be READY.
+/// checking its `MLmodel` against `profile` and its files (see
+/// [`register_model`]), and waits up to `await_for` for it to be READY.
 pub fn create_model_version(
     client: &Client,
     name: &str,
@@ -255,27 +320,57 @@ pub fn create_model_version(
     profile: Option<Option<Profile>>,
 ) -> Result<ModelVersion> {
     let location = resolve_model_uri(client, source)?;
-    preflight(client, &location, source, profile)?;
+    check_before_registering(client, &location, source, profile)?;
     let version = client.create_model_version(name, source, extra)?;
-    wait(client, version, await_for)
+    finish_version(client, version, await_for)
 }
 
-fn wait(client: &Client, version: ModelVersion, await_for: Duration) -> Result<ModelVersion> {
-    if await_for.is_zero() {
-        return Ok(version);
+/// Waits for the new version; when the call is interrupted, during the
+/// wait or right after the create, deletes the version, so an interrupted
+/// registration leaves no version behind.
+fn finish_version(client: &Client, version: ModelVersion, await_for: Duration) -> Result<ModelVersion> {
+    let result = client.http().cancel_token().check().and_then(|()| {
+        if await_for.is_zero() {
+            return Ok(version.clone());
+        }
+        client.wait_for_model_version(version.clone(), await_for, Duration::from_secs(REGISTRATION_POLL_SECS))
+    });
+    if let Err(Error::Interrupted) = result {
+        if let Err(err) = uncancelled(client).delete_model_version(&version.name, &version.version) {
+            tracing::warn!(name = %version.name, version = %version.version, error = %err,
+                "deleting the model version of an interrupted registration failed");
+        }
     }
-    client.wait_for_model_version(version, await_for, Duration::from_secs(REGISTRATION_POLL_SECS))
+    result
+}
+
+/// A copy of `client` for undoing the work of an interrupted call, which
+/// its own cancelled token would stop.
+fn uncancelled(client: &Client) -> Client {
+    client.with_cancel(CancelToken::new())
+}
+
+/// Creates the registered model unless it exists; returns true when this
+/// call created it.
+fn create_registered_model_if_missing(client: &Client, name: &str) -> Result<bool> {
+    match client.create_registered_model(name, &[], None) {
+        Ok(_) => Ok(true),
+        Err(err) if err.is_already_exists() => Ok(false),
+        Err(err) => Err(err),
+    }
 }
 
 /// Registers the model at `model_uri` as a new version of `name`, like
 /// Python's `mlflow.register_model`: checks its `MLmodel` against the
-/// registry's rules, creates the registered model when it is missing,
-/// resolves `runs:/` URIs to the artifact URI the server accepts, and waits
-/// up to `await_for` for the version to become READY (no wait when
-/// `await_for` is zero).
+/// registry's rules and its files against what the `MLmodel` promises,
+/// creates the registered model when it is missing, resolves `runs:/` URIs
+/// to the artifact URI the server accepts, and waits up to `await_for` for
+/// the version to become READY (no wait when `await_for` is zero).
 ///
-/// `profile` is `None` to skip the check, `Some(None)` to pick the rules
-/// from the tracking URI ([`Profile::for_tracking_uri`]), or a profile.
+/// `profile` is `None` to skip the rules check, `Some(None)` to pick the
+/// rules from the tracking URI ([`Profile::for_tracking_uri`]), or a
+/// profile. An interrupted call deletes the version it created and the
+/// registered model when this call created it.
 pub fn register_model(
     client: &Client,
     model_uri: &str,
@@ -285,7 +380,7 @@ pub fn register_model(
     profile: Option<Option<Profile>>,
 ) -> Result<ModelVersion> {
     let location = resolve_model_uri(client, model_uri)?;
-    preflight(client, &location, model_uri, profile)?;
+    check_before_registering(client, &location, model_uri, profile)?;
     let source = match location {
         ModelLocation::Local(path) => std::fs::canonicalize(&path)
             .map_err(|err| Error::io("resolving", &path, err))?
@@ -298,9 +393,17 @@ pub fn register_model(
             artifact_uri
         }
     };
-    client.ensure_registered_model(name)?;
-    let version = client.create_model_version(name, &source, &extra)?;
-    wait(client, version, await_for)
+    let created_model = create_registered_model_if_missing(client, name)?;
+    let result = client
+        .create_model_version(name, &source, &extra)
+        .and_then(|version| finish_version(client, version, await_for));
+    if let (Err(Error::Interrupted), true) = (&result, created_model) {
+        // The model was made for this registration, which did not happen.
+        if let Err(err) = uncancelled(client).delete_registered_model(name) {
+            tracing::warn!(name, error = %err, "deleting the registered model of an interrupted registration failed");
+        }
+    }
+    result
 }
 
 /// What [`repair_model`] did.

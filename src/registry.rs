@@ -87,12 +87,23 @@ pub const STAGES: [&str; 4] = ["None", "Staging", "Production", "Archived"];
 pub const REGISTRATION_POLL_SECS: u64 = 3;
 
 impl Client {
+    /// Creates a registered model. After a failure that leaves unknown
+    /// whether the server created it, a model of that name that exists by
+    /// then is taken as the result instead of sending the create again.
+    ///
+    /// NOTE: a model of the same name created by someone else in that
+    /// moment is also taken as this call's result.
     pub fn create_registered_model(&self, name: &str, tags: &[Tag], description: Option<&str>) -> Result<RegisteredModel> {
         let mut body = json!({ "name": name, "tags": tags });
         if let Some(text) = description {
             body["description"] = json!(text);
         }
-        let response = self.call(Method::POST, "registered-models/create", &body)?;
+        let took_effect = || match self.get_registered_model(name) {
+            Ok(model) => Ok(Some(json!({ "registered_model": model }))),
+            Err(err) if err.is_not_found() => Ok(None),
+            Err(err) => Err(err),
+        };
+        let response = self.call_checked(Method::POST, "registered-models/create", &body, &took_effect)?;
         decode(response["registered_model"].clone(), "registered-models/create")
     }
 
@@ -109,6 +120,14 @@ impl Client {
         }
     }
 
+    /// Creates a model version without ever creating two for one call.
+    ///
+    /// The versions of `name` that already have this run (or, without a
+    /// run, this source) are listed first. After a failure that leaves
+    /// unknown whether the server created the version, a version that was
+    /// not in that list is taken as the result instead of sending the
+    /// create again. When the call is interrupted, such a version is
+    /// deleted, so an interrupted call leaves no version behind.
     pub fn create_model_version(&self, name: &str, source: &str, extra: &NewModelVersion) -> Result<ModelVersion> {
         let mut body = json!({ "name": name, "source": source, "tags": extra.tags });
         if let Some(run_id) = &extra.run_id {
@@ -120,8 +139,60 @@ impl Client {
         if let Some(text) = &extra.description {
             body["description"] = json!(text);
         }
-        let response = self.call(Method::POST, "model-versions/create", &body)?;
+        let run_id = extra.run_id.as_deref();
+        // Without this list a lost response could not be told apart from a
+        // version made earlier, so an ambiguous failure is then an error.
+        let before: Result<Vec<String>> = self
+            .versions_of_source(name, source, run_id)
+            .map(|versions| versions.into_iter().map(|v| v.version).collect());
+        if let Err(err) = &before {
+            tracing::warn!(
+                name, error = %err,
+                "listing the existing versions failed; a lost model-versions/create response will be an error"
+            );
+        }
+        let new_versions = || -> Result<Vec<ModelVersion>> {
+            let known = before.as_ref().map_err(|err| {
+                Error::NotFound(format!("the versions that existed before could not be listed ({err})"))
+            })?;
+            let now = self.versions_of_source(name, source, run_id)?;
+            Ok(now.into_iter().filter(|v| !known.contains(&v.version)).collect())
+        };
+        let took_effect = || {
+            let newest = new_versions()?.into_iter().max_by_key(|v| v.version.parse::<u64>().unwrap_or(0));
+            Ok(newest.map(|version| json!({ "model_version": version })))
+        };
+        let response = match self.call_checked(Method::POST, "model-versions/create", &body, &took_effect) {
+            Err(Error::Interrupted) => {
+                // An attempt cut short may still have created the version.
+                let cleanup = self.with_cancel(crate::cancel::CancelToken::new());
+                if let Ok(found) = new_versions() {
+                    for version in found {
+                        if let Err(err) = cleanup.delete_model_version(name, &version.version) {
+                            tracing::warn!(name, version = %version.version, error = %err,
+                                "deleting the model version of an interrupted call failed");
+                        }
+                    }
+                }
+                return Err(Error::Interrupted);
+            }
+            other => other?,
+        };
         decode(response["model_version"].clone(), "model-versions/create")
+    }
+
+    /// Returns the versions of `name` made from `run_id`, or from `source`
+    /// when there is no run.
+    fn versions_of_source(&self, name: &str, source: &str, run_id: Option<&str>) -> Result<Vec<ModelVersion>> {
+        let mut filter = format!("name = {}", filter_string(name));
+        if let Some(run_id) = run_id {
+            filter.push_str(&format!(" and run_id = {}", filter_string(run_id)));
+        }
+        let (versions, _) = self.search_model_versions(Some(&filter), &[], None, None)?;
+        Ok(versions
+            .into_iter()
+            .filter(|v| v.name == name && (run_id.is_some() || v.source.as_deref() == Some(source)))
+            .collect())
     }
 
     pub fn get_model_version(&self, name: &str, version: &str) -> Result<ModelVersion> {
@@ -321,10 +392,16 @@ impl Client {
                             status: status.to_string(),
                         });
                     }
-                    std::thread::sleep(poll.min(timeout - elapsed));
+                    self.http().cancel_token().sleep(poll.min(timeout - elapsed))?;
                     current = self.get_model_version(&current.name, &current.version)?;
                 }
             }
         }
     }
+}
+
+/// Quotes a value for an MLflow search filter. The server's parser reads a
+/// single-quoted string with backslash escapes.
+fn filter_string(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
 }

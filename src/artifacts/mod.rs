@@ -10,6 +10,7 @@ mod azureml;
 pub mod blob;
 mod local;
 mod proxied;
+pub mod verify;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -93,8 +94,13 @@ pub fn workers_from_env() -> Result<usize> {
 }
 
 /// Lists the regular files below `dir` as paths relative to it, sorted.
-/// Symbolic links are rejected, so nothing outside `dir` is uploaded.
+///
+/// A symbolic link to a file inside `dir` is listed like a file, and its
+/// target's contents are what gets uploaded. A link that leads outside
+/// `dir`, a broken link and a link to a directory are rejected, so nothing
+/// outside `dir` is ever uploaded.
 pub fn local_files(dir: &Path) -> Result<Vec<String>> {
+    let root = fs::canonicalize(dir).map_err(|err| Error::io("resolving", dir, err))?;
     let mut files = Vec::new();
     let mut pending = vec![PathBuf::new()];
     while let Some(relative) = pending.pop() {
@@ -107,24 +113,45 @@ pub fn local_files(dir: &Path) -> Result<Vec<String>> {
                 .map_err(|err| Error::io("inspecting", entry.path(), err))?;
             let child = relative.join(entry.file_name());
             if file_type.is_symlink() {
-                return Err(Error::invalid(
-                    "model file",
-                    entry.path().display().to_string(),
-                    "it is a symbolic link; copy the file into the directory instead",
-                ));
-            }
-            if file_type.is_dir() {
+                check_link(&root, &entry.path())?;
+            } else if file_type.is_dir() {
                 pending.push(child);
-            } else {
-                let text = child.to_str().ok_or_else(|| {
-                    Error::invalid("file name", child.display().to_string(), "it is not valid UTF-8")
-                })?;
-                files.push(text.replace('\\', "/"));
+                continue;
             }
+            let text = child.to_str().ok_or_else(|| {
+                Error::invalid("file name", child.display().to_string(), "it is not valid UTF-8")
+            })?;
+            files.push(text.replace('\\', "/"));
         }
     }
     files.sort();
     Ok(files)
+}
+
+/// Accepts a symbolic link only when it resolves to a file inside `root`.
+fn check_link(root: &Path, link: &Path) -> Result<()> {
+    let shown = link.display().to_string();
+    let target = fs::canonicalize(link).map_err(|_| {
+        Error::invalid("model file", shown.clone(), "it is a broken symbolic link; remove it or copy the file in")
+    })?;
+    if !target.starts_with(root) {
+        return Err(Error::invalid(
+            "model file",
+            shown,
+            format!(
+                "it is a symbolic link to {}, outside the model directory; copy the file into the directory instead",
+                target.display()
+            ),
+        ));
+    }
+    if target.is_dir() {
+        return Err(Error::invalid(
+            "model file",
+            shown,
+            "it is a symbolic link to a directory; copy the files into the directory instead",
+        ));
+    }
+    Ok(())
 }
 
 /// Uploads the files of `local_dir` under `artifact_path`, `workers` at a
@@ -282,6 +309,25 @@ mod tests {
 
         std::os::unix::fs::symlink("/etc/hostname", dir.path().join("link")).unwrap();
         let err = local_files(dir.path()).unwrap_err();
-        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert_eq!(err.kind(), "invalid_argument");
+        assert!(err.to_string().contains("symbolic link to /etc/hostname, outside"), "{err}");
+    }
+
+    #[test]
+    fn local_files_accepts_links_inside() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("a.txt"), "x").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("a.txt"), dir.path().join("b.txt")).unwrap();
+        assert_eq!(local_files(dir.path()).unwrap(), vec!["a.txt", "b.txt"]);
+
+        fs::create_dir(dir.path().join("sub")).unwrap();
+        std::os::unix::fs::symlink("..", dir.path().join("sub/up")).unwrap();
+        let err = local_files(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("symbolic link to a directory"), "{err}");
+
+        fs::remove_file(dir.path().join("sub/up")).unwrap();
+        std::os::unix::fs::symlink("../../outside", dir.path().join("sub/escape")).unwrap();
+        let err = local_files(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("broken symbolic link"), "{err}");
     }
 }

@@ -5,8 +5,6 @@
 //! the raw bytes, GET downloads them, and
 //! `GET .../artifacts?path=<dir>` lists a directory by base names.
 
-use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 use reqwest::Method;
@@ -138,19 +136,10 @@ impl ArtifactRepository for MlflowArtifacts {
 
     fn download_file(&self, path: &str, dest: &Path) -> Result<()> {
         let url = self.file_url(path)?;
-        let mut response = self.http.send(Method::GET, &url, RequestBody::Empty)?;
         let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let mut part = tempfile::NamedTempFile::new_in(parent).map_err(|err| Error::io("creating a file in", parent, err))?;
-        response
-            .copy_to(part.as_file_mut())
-            .map_err(|err| Error::Unreachable {
-                url: crate::http::redact_url(&url),
-                origin: "the run's artifact URI".into(),
-                message: format!("download interrupted: {}", err.without_url()),
-            })?;
-        part.as_file_mut().flush().map_err(|err| Error::io("writing", dest, err))?;
+        self.http.download(&url, part.as_file_mut())?;
         part.persist(dest).map_err(|err| Error::io("renaming into", dest, err.error))?;
-        let _ = fs::metadata(dest);
         Ok(())
     }
 }
