@@ -74,7 +74,11 @@ impl Client {
             }
         };
         if config.insecure_tls && base.scheme() == "https" {
-            tracing::warn!(uri = %base, "TLS certificate verification is off (MLFLOW_TRACKING_INSECURE_TLS)");
+            tracing::warn!(
+                uri = %crate::http::redact_url(&base),
+                "TLS certificate verification is off because MLFLOW_TRACKING_INSECURE_TLS is true; \
+                 set MLFLOW_TRACKING_SERVER_CERT_PATH to the server's CA instead"
+            );
         }
         let http = Http::new(config, credentials, origin)?;
         Ok(Client {

@@ -122,19 +122,25 @@ pub enum Error {
     #[error("the operation was interrupted")]
     Interrupted,
 
-    /// Files of a model are missing or have the wrong size at its
-    /// destination; nothing was registered.
-    #[error("{}", incomplete_message(.location, .problems))]
-    IncompleteModel { location: String, problems: Vec<String> },
+    /// Files of a model are missing or have the wrong size where they were
+    /// uploaded to or downloaded from.
+    #[error("{}", incomplete_message(.location, .problems, .outcome))]
+    IncompleteModel {
+        location: String,
+        /// One line per file, such as `crate.bin is missing`.
+        problems: Vec<String>,
+        /// What was not done because of it, such as "no version was created".
+        outcome: &'static str,
+    },
 }
 
-fn incomplete_message(location: &str, problems: &[String]) -> String {
-    let mut message = format!("the model at {location} is incomplete, so no version was created:");
+fn incomplete_message(location: &str, problems: &[String], outcome: &str) -> String {
+    let mut message = format!("the model files at {location} are incomplete, so {outcome}:");
     for problem in problems {
         message.push_str("\n- ");
         message.push_str(problem);
     }
-    message.push_str("\nLog the model again; if this repeats, check the artifact store's free space and logs.");
+    message.push_str("\nTry again; if this repeats, check the artifact store's free space and its server's logs.");
     message
 }
 

@@ -114,6 +114,7 @@ fn verify_upload(
     Err(Error::IncompleteModel {
         location: join_uri(repo.root_uri(), artifact_path),
         problems,
+        outcome: "the model was not recorded in the run and no version was created",
     })
 }
 
@@ -305,6 +306,7 @@ fn check_before_registering(
     Err(Error::IncompleteModel {
         location: repo.root_uri().to_string(),
         problems,
+        outcome: "no version was created",
     })
 }
 
@@ -518,6 +520,10 @@ fn write_atomically(target: &Path, contents: &str) -> Result<()> {
 pub fn log_artifact(client: &Client, run_id: &str, local: &Path, artifact_path: &str) -> Result<Vec<String>> {
     check_relative(artifact_path).map_err(|reason| Error::invalid("artifact_path", artifact_path, reason))?;
     let metadata = std::fs::metadata(local).map_err(|err| Error::io("reading", local, err))?;
+    if metadata.is_dir() {
+        // Rejects links leaving the directory before the server is contacted.
+        artifacts::local_files(local)?;
+    }
     let repo = run_artifacts(client, run_id)?;
     if metadata.is_dir() {
         let files = artifacts::upload_dir(repo.as_ref(), local, artifact_path, &[], artifacts::workers_from_env()?)?;

@@ -12,7 +12,7 @@
 #' @export
 mlflow_log_artifact <- function(path, artifact_path = NULL, run_id = NULL, client = NULL) {
   check_string(path)
-  check_string(artifact_path, allow_null = TRUE)
+  check_artifact_path(artifact_path, allow_null = TRUE)
   path <- path.expand(path)
   if (!file.exists(path)) {
     mlflowreg_abort(
@@ -36,7 +36,7 @@ mlflow_log_artifact <- function(path, artifact_path = NULL, run_id = NULL, clien
 #'   directories).
 #' @export
 mlflow_list_artifacts <- function(path = NULL, run_id = NULL, client = NULL) {
-  check_string(path, allow_null = TRUE)
+  check_artifact_path(path, allow_null = TRUE)
   client <- logging_client(client)
   run_id <- query_run(run_id)
   files <- tracking_call("list_artifacts", client, run_id = run_id, path = path %||% "")
@@ -55,7 +55,7 @@ mlflow_list_artifacts <- function(path = NULL, run_id = NULL, client = NULL) {
 #'   temporary directory.
 #' @export
 mlflow_download_artifacts <- function(path, run_id = NULL, client = NULL) {
-  check_string(path)
+  check_artifact_path(path)
   client <- logging_client(client)
   run_id <- query_run(run_id)
   dest <- file.path(tempfile("mlflowreg-artifacts-"), basename(path))

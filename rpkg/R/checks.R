@@ -37,16 +37,74 @@ check_string <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env
   invisible(x)
 }
 
+# A single finite number of at least `min`; with `whole = TRUE` also a
+# whole number, as counts, steps and milliseconds are.
 check_number <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env(),
-                         min = -Inf, allow_null = FALSE) {
+                         min = -Inf, allow_null = FALSE, whole = FALSE) {
   if (allow_null && is.null(x)) {
     return(invisible(x))
   }
-  if (!is.numeric(x) || length(x) != 1 || is.na(x) || x < min) {
-    expected <- if (is.finite(min)) sprintf("a number >= %s", format(min)) else "a number"
+  if (!is.numeric(x) || length(x) != 1 || !is.finite(x) || x < min || (whole && x != round(x))) {
+    kind <- if (whole) "a whole number" else "a number"
+    expected <- if (is.finite(min)) sprintf("%s >= %s", kind, format(min)) else kind
     abort_argument(arg, expected, x, call)
   }
   invisible(x)
+}
+
+# One of `choices`. The whole `choices` vector, the usual default of such
+# an argument, means its first element, as with match.arg().
+check_choice <- function(x, choices, arg = rlang::caller_arg(x), call = rlang::caller_env()) {
+  if (identical(x, choices)) {
+    return(choices[[1]])
+  }
+  if (!is.character(x) || length(x) != 1 || is.na(x) || !x %in% choices) {
+    abort_argument(arg, sprintf("one of %s", paste0('"', choices, '"', collapse = ", ")), x, call)
+  }
+  x
+}
+
+# A path inside a run's artifacts: a non-empty string that is relative and
+# has no ".." segment, so it cannot leave the run's artifact root.
+check_artifact_path <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env(),
+                                allow_null = FALSE) {
+  check_string(x, arg = arg, call = call, allow_null = allow_null)
+  if (is.null(x)) {
+    return(invisible(x))
+  }
+  parts <- strsplit(x, "[/\\\\]")[[1]]
+  if (grepl("^([/\\\\]|[A-Za-z]:)", x) || ".." %in% parts) {
+    abort_argument(arg, "a relative path without \"..\" inside the run's artifacts", x, call)
+  }
+  invisible(x)
+}
+
+# A client from mlflow_client() (or R mlflow's), or NULL. Functions that
+# may not use their client (a local model path needs none) call this so a
+# wrong value is still reported.
+check_client <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env()) {
+  if (!is.null(x) && !inherits(x, "mlflowreg_client") &&
+    !(inherits(x, "mlflow_client") && is.function(x$get_host_creds))) {
+    abort_argument(arg, "a client made by mlflow_client() or NULL", x, call)
+  }
+  invisible(x)
+}
+
+# A character vector of non-empty strings without NA (order_by clauses,
+# experiment ids); NULL and empty lists are allowed. Returns it unlisted.
+check_strings <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env(),
+                          expected = "a character vector of non-empty strings") {
+  if (is.list(x) && !all(vapply(x, function(item) is.character(item) && length(item) == 1, logical(1)))) {
+    abort_argument(arg, expected, x, call)
+  }
+  values <- unlist(x)
+  if (length(values) == 0) {
+    return(NULL)
+  }
+  if (!is.character(values) || anyNA(values) || any(!nzchar(values))) {
+    abort_argument(arg, expected, x, call)
+  }
+  values
 }
 
 check_flag <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env()) {

@@ -6,7 +6,8 @@
 # registration, unsupported, unsafe_model, authentication (a token that is
 # missing, expired, rejected or could not be renewed) and storage (Azure
 # Blob Storage refused or did not finish a transfer; `status` is NULL when no
-# response arrived).
+# response arrived), incomplete_model. An operation stopped with Ctrl-C
+# raises R's interrupt condition, not an error.
 
 mlflowreg_abort <- function(message, kind, ..., call = rlang::caller_env()) {
   rlang::abort(
@@ -30,9 +31,16 @@ rust_error_hints <- c(
 )
 
 # Returns `x`, or raises the classed R error that a Rust export returned.
+# The Rust core's log events (retries, warnings) of the call are shown
+# first. An interrupted call raises the user interrupt again, which the
+# Rust side consumed while it stopped the call.
 rust_result <- function(x, call = rlang::caller_env()) {
+  emit_rust_events()
   if (!inherits(x, "mlflowreg_rust_error")) {
     return(x)
+  }
+  if (identical(x$kind, "interrupted")) {
+    rlang::interrupt()
   }
   hint <- unname(rust_error_hints[x$kind])
   message <- x$message
@@ -52,4 +60,22 @@ rust_result <- function(x, call = rlang::caller_env()) {
 rust_json <- function(x, call = rlang::caller_env()) {
   text <- rust_result(x, call = call)
   jsonlite::fromJSON(text, simplifyVector = FALSE)
+}
+
+# Shows the log events the Rust core collected since the last call:
+# warnings as R warnings of class `mlflowreg_warning_log`, and the rest
+# (such as each retry, with method, route, status and attempt) as R
+# messages of class `mlflowreg_message_log`, which
+# `options(mlflowreg.quiet = TRUE)` turns off.
+emit_rust_events <- function() {
+  events <- jsonlite::fromJSON(take_events_(), simplifyVector = FALSE)
+  quiet <- isTRUE(getOption("mlflowreg.quiet", FALSE))
+  for (event in events) {
+    if (event$level %in% c("WARN", "ERROR")) {
+      rlang::warn(event$message, class = c("mlflowreg_warning_log", "mlflowreg_warning"))
+    } else if (!quiet) {
+      rlang::inform(event$message, class = c("mlflowreg_message_log", "mlflowreg_message"))
+    }
+  }
+  invisible(NULL)
 }

@@ -83,8 +83,8 @@ mlflow_search_experiments <- function(filter = NULL,
                                       max_results = NULL, order_by = list(), page_token = NULL,
                                       client = NULL) {
   check_string(filter, allow_null = TRUE)
-  experiment_view_type <- rlang::arg_match(experiment_view_type)
-  check_number(max_results, min = 1, allow_null = TRUE)
+  experiment_view_type <- check_choice(experiment_view_type, c("ACTIVE_ONLY", "DELETED_ONLY", "ALL"))
+  check_number(max_results, min = 1, allow_null = TRUE, whole = TRUE)
   check_string(page_token, allow_null = TRUE)
   result <- tracking_call("search_experiments", resolve_client(client),
     filter = filter, view_type = experiment_view_type, max_results = max_results,

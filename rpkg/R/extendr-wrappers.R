@@ -57,3 +57,4 @@ download_model_ <- function(tracking_uri, origin, model_uri, dest) {
 tracking_ <- function(tracking_uri, origin, operation, args_json) {
   .Call(wrap__tracking_, tracking_uri, origin, operation, args_json)
 }
+take_events_ <- function() .Call(wrap__take_events_)

@@ -98,7 +98,7 @@ mlflow_log_metric <- function(key, value, timestamp = NULL, step = NULL, run_id 
   check_key(key)
   number <- metric_value(value)
   time <- as_epoch_millis(timestamp, "timestamp", rlang::current_env())
-  check_number(step, allow_null = TRUE)
+  check_number(step, allow_null = TRUE, whole = TRUE)
   client <- logging_client(client)
   run_id <- logging_run(run_id, client)
   metric <- list(key = key, value = number, timestamp = if (time < 0) NULL else time, step = step)
@@ -213,15 +213,13 @@ metrics_tibble <- function(metrics) {
 mlflow_search_runs <- function(filter = NULL, run_view_type = c("ACTIVE_ONLY", "DELETED_ONLY", "ALL"),
                                experiment_ids = NULL, order_by = list(), client = NULL) {
   check_string(filter, allow_null = TRUE)
-  run_view_type <- rlang::arg_match(run_view_type)
+  run_view_type <- check_choice(run_view_type, c("ACTIVE_ONLY", "DELETED_ONLY", "ALL"))
+  experiment_ids <- check_strings(experiment_ids, expected = "a character vector of experiment ids")
+  order_by <- order_by_arg(order_by)
   client <- resolve_client(client)
-  experiment_ids <- unlist(experiment_ids) %||% active_experiment_id(client)
-  if (!is.character(experiment_ids) || anyNA(experiment_ids)) {
-    abort_argument("experiment_ids", "a character vector of experiment ids", experiment_ids,
-      rlang::current_env())
-  }
+  experiment_ids <- experiment_ids %||% active_experiment_id(client)
   result <- tracking_call("search_runs", client, experiment_ids = I(experiment_ids), filter = filter,
-    view_type = run_view_type, order_by = order_by_arg(order_by))
+    view_type = run_view_type, order_by = order_by)
   runs <- lapply(result$runs, new_run)
   if (length(runs) == 0) {
     return(new_run(list(info = list(run_id = "", experiment_id = ""), data = list()))[0, ])
@@ -239,7 +237,7 @@ mlflow_search_runs <- function(filter = NULL, run_view_type = c("ACTIVE_ONLY", "
 #' @export
 mlflow_set_terminated <- function(status = c("FINISHED", "FAILED", "KILLED"), end_time = NULL,
                                   run_id = NULL, client = NULL) {
-  status <- rlang::arg_match(status)
+  status <- check_choice(status, c("FINISHED", "FAILED", "KILLED"))
   run_id <- query_run(run_id)
   end_ms <- as_epoch_millis(end_time, "end_time", rlang::current_env())
   if (end_ms < 0) {

@@ -33,6 +33,9 @@ default_packages <- c("base", "stats", "utils", "methods", "graphics", "grDevice
 mlflow_save_model <- function(model, path, model_spec = list(), ...) {
   check_string(path)
   warn_unused_dots(...)
+  if (!is.list(model_spec)) {
+    abort_argument("model_spec", "a list", model_spec, rlang::current_env())
+  }
   fn <- as_model_function(model)
   path <- path.expand(path)
   rust_json(save_model_(path, serialize(fn, NULL)))
@@ -59,11 +62,11 @@ mlflow_save_model <- function(model, path, model_spec = list(), ...) {
 #' @export
 mlflow_log_model <- function(model, artifact_path, ..., registered_model_name = NULL,
                              await_registration_for = 300, client = NULL) {
-  check_string(artifact_path)
   check_artifact_path(artifact_path)
   check_model_name(registered_model_name, allow_null = TRUE)
   check_number(await_registration_for, min = 0)
   warn_unused_dots(...)
+  check_client(client)
   fn <- as_model_function(model)
   client <- client %||% active_run_client()
   client <- resolve_client(client)
@@ -119,6 +122,7 @@ mlflow_log_model <- function(model, artifact_path, ..., registered_model_name = 
 mlflow_load_model <- function(model_uri, flavor = NULL, client = NULL) {
   check_string(model_uri)
   check_string(flavor, allow_null = TRUE)
+  check_client(client)
   if (!is.null(flavor) && !identical(flavor, "crate")) {
     mlflowreg_abort(
       c(sprintf("`flavor` %s is not supported.", describe_value(flavor)), i = 'Use "crate" or NULL.'),
@@ -201,20 +205,9 @@ warn_unused_dots <- function(..., call = rlang::caller_env()) {
   )
 }
 
-check_artifact_path <- function(path, arg = rlang::caller_arg(path), call = rlang::caller_env()) {
-  if (startsWith(path, "/") || grepl("(^|/)\\.\\.(/|$)", path)) {
-    mlflowreg_abort(
-      c(sprintf("`%s` %s must be a relative path inside the run's artifacts.", arg, describe_value(path)),
-        i = 'Use a folder name such as "model", without a leading "/" or "..".'),
-      kind = "invalid_argument", call = call
-    )
-  }
-  invisible(path)
-}
-
 # Turns a model into a function that loads and runs in a fresh R session.
 as_model_function <- function(model, arg = "model", call = rlang::caller_env()) {
-  if (is.null(model)) {
+  if (is.null(model) || is.atomic(model)) {
     abort_argument(arg, "a function, a carrier crate, or an object with a predict() method", model, call)
   }
   if (is.function(model)) {

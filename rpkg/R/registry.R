@@ -135,7 +135,7 @@ mlflow_delete_registered_model_tag <- function(name, key, client = NULL) {
 mlflow_search_registered_models <- function(filter = NULL, max_results = NULL, order_by = list(),
                                             page_token = NULL, client = NULL) {
   check_string(filter, allow_null = TRUE)
-  check_number(max_results, min = 1, allow_null = TRUE)
+  check_number(max_results, min = 1, allow_null = TRUE, whole = TRUE)
   check_string(page_token, allow_null = TRUE)
   order_by <- order_by_arg(order_by)
   result <- registry_call("search_registered_models", resolve_client(client),
@@ -155,7 +155,7 @@ mlflow_search_registered_models <- function(filter = NULL, max_results = NULL, o
 mlflow_search_model_versions <- function(filter = NULL, max_results = NULL, order_by = list(),
                                          page_token = NULL, client = NULL) {
   check_string(filter, allow_null = TRUE)
-  check_number(max_results, min = 1, allow_null = TRUE)
+  check_number(max_results, min = 1, allow_null = TRUE, whole = TRUE)
   check_string(page_token, allow_null = TRUE)
   order_by <- order_by_arg(order_by)
   result <- registry_call("search_model_versions", resolve_client(client),
@@ -167,14 +167,9 @@ mlflow_search_model_versions <- function(filter = NULL, max_results = NULL, orde
 }
 
 order_by_arg <- function(order_by, call = rlang::caller_env()) {
-  order_by <- unlist(order_by)
-  if (length(order_by) == 0) {
-    return(NULL)
-  }
-  if (!is.character(order_by) || anyNA(order_by)) {
-    abort_argument("order_by", "a character vector of order clauses", order_by, call)
-  }
-  I(order_by)
+  order_by <- check_strings(order_by, arg = "order_by", call = call,
+    expected = "a character vector of order clauses")
+  if (is.null(order_by)) NULL else I(order_by)
 }
 
 #' Get the latest versions of a registered model
@@ -186,16 +181,18 @@ order_by_arg <- function(order_by, call = rlang::caller_env()) {
 #' @export
 mlflow_get_latest_versions <- function(name, stages = list(), client = NULL) {
   check_string(name)
-  stages <- vapply(unlist(stages), stage_arg, character(1), call = rlang::current_env())
+  stages <- check_strings(stages, expected = "a character vector of stages")
+  stages <- vapply(stages, stage_arg, character(1), arg = "stages", call = rlang::current_env(),
+    USE.NAMES = FALSE)
   versions <- registry_call("get_latest_versions", resolve_client(client), name = name, stages = I(stages))
   lapply(versions, new_model_version)
 }
 
-stage_arg <- function(stage, call = rlang::caller_env()) {
+stage_arg <- function(stage, arg = "stage", call = rlang::caller_env()) {
   allowed <- c("None", "Staging", "Production", "Archived")
   if (!is.character(stage) || length(stage) != 1 || is.na(stage) ||
     !tolower(stage) %in% tolower(allowed)) {
-    abort_argument("stage", sprintf("one of %s", paste0('"', allowed, '"', collapse = ", ")), stage, call)
+    abort_argument(arg, sprintf("one of %s", paste0('"', allowed, '"', collapse = ", ")), stage, call)
   }
   allowed[match(tolower(stage), tolower(allowed))]
 }
@@ -429,6 +426,7 @@ mlflow_register_model <- function(model_uri, name, tags = NULL, await_registrati
 #' @export
 mlflowreg_validate_model <- function(model, profile = NULL, client = NULL) {
   check_string(model)
+  check_client(client)
   profile <- profile_arg(profile)
   if (identical(profile, "none")) {
     abort_argument("profile", 'a profile name (not "none")', profile, rlang::current_env())
@@ -458,6 +456,7 @@ mlflowreg_validate_model <- function(model, profile = NULL, client = NULL) {
 #' @export
 mlflowreg_repair_model <- function(model_uri, client = NULL) {
   check_string(model_uri)
+  check_client(client)
   target <- model_target(model_uri, client)
   result <- rust_json(invoke_rust(target$client, repair_model_, target$model))
   result$uploaded <- as.character(unlist(result$uploaded))

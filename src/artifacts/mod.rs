@@ -132,21 +132,23 @@ pub fn local_files(dir: &Path) -> Result<Vec<String>> {
 fn check_link(root: &Path, link: &Path) -> Result<()> {
     let shown = link.display().to_string();
     let target = fs::canonicalize(link).map_err(|_| {
-        Error::invalid("model file", shown.clone(), "it is a broken symbolic link; remove it or copy the file in")
+        Error::invalid("file", shown.clone(), "it is a broken symbolic link; remove it or copy the file in")
     })?;
     if !target.starts_with(root) {
         return Err(Error::invalid(
-            "model file",
+            "file",
             shown,
             format!(
-                "it is a symbolic link to {}, outside the model directory; copy the file into the directory instead",
-                target.display()
+                "it is a symbolic link to {}, outside the directory being uploaded ({}); copy the file \
+                 into the directory instead",
+                target.display(),
+                root.display()
             ),
         ));
     }
     if target.is_dir() {
         return Err(Error::invalid(
-            "model file",
+            "file",
             shown,
             "it is a symbolic link to a directory; copy the files into the directory instead",
         ));
@@ -231,8 +233,32 @@ pub fn download_dir(repo: &dyn ArtifactRepository, artifact_path: &str, dest: &P
         }
         repo.download_file(&file.path, &target)
     })?;
+    check_downloaded(repo, staging.path(), &files, &prefix)?;
     fs::rename(staging.path(), dest).map_err(|err| Error::io("renaming into", dest, err))?;
     Ok(())
+}
+
+/// Compares the size of each downloaded file with the size the listing
+/// gave, so a response cut short that still looked complete is caught.
+fn check_downloaded(repo: &dyn ArtifactRepository, staging: &Path, files: &[FileInfo], prefix: &str) -> Result<()> {
+    let mut problems = Vec::new();
+    for file in files {
+        let Some(expected) = file.file_size else { continue };
+        let relative = file.path.strip_prefix(prefix).unwrap_or(&file.path);
+        let local = staging.join(relative);
+        let actual = fs::metadata(&local).map_err(|err| Error::io("inspecting", &local, err))?.len();
+        if actual != expected {
+            problems.push(format!("{relative} has {actual} bytes, expected {expected}"));
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Error::IncompleteModel {
+        location: format!("{}/{}", repo.root_uri(), prefix.trim_end_matches('/')).trim_end_matches('/').to_string(),
+        problems,
+        outcome: "the download was discarded",
+    })
 }
 
 /// Runs `task` on every item with at most `workers` threads and returns the
@@ -310,7 +336,7 @@ mod tests {
         std::os::unix::fs::symlink("/etc/hostname", dir.path().join("link")).unwrap();
         let err = local_files(dir.path()).unwrap_err();
         assert_eq!(err.kind(), "invalid_argument");
-        assert!(err.to_string().contains("symbolic link to /etc/hostname, outside"), "{err}");
+        assert!(err.to_string().contains("symbolic link to /etc/hostname, outside the directory"), "{err}");
     }
 
     #[test]

@@ -10,11 +10,14 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use extendr_api::prelude::*;
+use mlflowreg::cancel::CancelToken;
 use mlflowreg::registry::NewModelVersion;
 use mlflowreg::tracking::Tag;
 use mlflowreg::validate::{self, Profile};
 use mlflowreg::{model, pipeline, Client, Error};
 
+mod events;
+mod interrupt;
 mod registry;
 mod tracking;
 use serde::Serialize;
@@ -42,6 +45,7 @@ const CLIENT_ENV: [&str; 13] = [
 ];
 
 fn client(tracking_uri: &str, origin: &str) -> Result<Client, Error> {
+    events::install();
     let mut key = format!("{tracking_uri}\u{0}{origin}");
     // A relative local store path such as the default "mlruns" resolves
     // against the working directory, which setwd() may have changed.
@@ -60,6 +64,39 @@ fn client(tracking_uri: &str, origin: &str) -> Result<Client, Error> {
     let fresh = Client::new(tracking_uri, origin)?;
     *cache = Some((key, fresh.clone()));
     Ok(fresh)
+}
+
+/// Runs `work` with the client for `tracking_uri` on a worker thread that
+/// Ctrl-C in R stops (see [`interrupt::run`]), and returns its result as
+/// JSON or as an error record.
+fn with_client<T: Serialize + Send + 'static>(
+    tracking_uri: &str,
+    origin: &str,
+    work: impl FnOnce(Client) -> Result<T, Error> + Send + 'static,
+) -> Robj {
+    json(client(tracking_uri, origin).and_then(|client| interruptible(Some(client), work_with(work))))
+}
+
+fn work_with<T>(work: impl FnOnce(Client) -> Result<T, Error>) -> impl FnOnce(Option<Client>) -> Result<T, Error> {
+    move |client| work(client.expect("with_client always passes a client"))
+}
+
+/// Runs `work` on a worker thread that Ctrl-C in R stops; `client`, when
+/// given, is handed to `work` with the cancellation token attached.
+fn interruptible<T: Send + 'static>(
+    client: Option<Client>,
+    work: impl FnOnce(Option<Client>) -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    let cancel = CancelToken::new();
+    let client = client.map(|c| c.with_cancel(cancel.clone()));
+    interrupt::run(cancel, move || work(client))
+}
+
+/// Returns the log events collected since the last call as JSON: a list
+/// of `{level, message}`.
+#[extendr]
+fn take_events_() -> Robj {
+    json(Ok::<_, Error>(events::take()))
 }
 
 pub(crate) fn error_robj(err: &Error) -> Robj {
@@ -165,71 +202,83 @@ fn client_base_url_(tracking_uri: &str, origin: &str) -> Robj {
 
 #[extendr]
 fn get_experiment_by_name_(tracking_uri: &str, origin: &str, name: &str) -> Robj {
-    json(client(tracking_uri, origin).and_then(|c| c.get_experiment_by_name(name)))
+    let name = name.to_string();
+    with_client(tracking_uri, origin, move |c| c.get_experiment_by_name(&name))
 }
 
 #[extendr]
 fn create_experiment_(tracking_uri: &str, origin: &str, name: &str, artifact_location: &str, tags_json: &str) -> Robj {
-    json((|| {
-        let tags = parse_tags(tags_json)?;
-        client(tracking_uri, origin)?.create_experiment(name, optional(artifact_location), &tags)
-    })())
+    let tags = match parse_tags(tags_json) {
+        Ok(tags) => tags,
+        Err(err) => return error_robj(&err),
+    };
+    let (name, location) = (name.to_string(), optional(artifact_location).map(str::to_string));
+    with_client(tracking_uri, origin, move |c| c.create_experiment(&name, location.as_deref(), &tags))
 }
 
 #[extendr]
 fn create_run_(tracking_uri: &str, origin: &str, experiment_id: &str, run_name: &str, start_time: f64, tags_json: &str) -> Robj {
-    json((|| {
-        let tags = parse_tags(tags_json)?;
-        let start = (start_time.is_finite() && start_time >= 0.0).then_some(start_time as i64);
-        client(tracking_uri, origin)?.create_run(experiment_id, optional(run_name), start, &tags)
-    })())
+    let tags = match parse_tags(tags_json) {
+        Ok(tags) => tags,
+        Err(err) => return error_robj(&err),
+    };
+    let start = (start_time.is_finite() && start_time >= 0.0).then_some(start_time as i64);
+    let (experiment_id, run_name) = (experiment_id.to_string(), optional(run_name).map(str::to_string));
+    with_client(tracking_uri, origin, move |c| c.create_run(&experiment_id, run_name.as_deref(), start, &tags))
 }
 
 #[extendr]
 fn get_run_(tracking_uri: &str, origin: &str, run_id: &str) -> Robj {
-    json(client(tracking_uri, origin).and_then(|c| c.get_run(run_id)))
+    let run_id = run_id.to_string();
+    with_client(tracking_uri, origin, move |c| c.get_run(&run_id))
 }
 
 #[extendr]
 fn update_run_(tracking_uri: &str, origin: &str, run_id: &str, status: &str, end_time: f64) -> Robj {
-    json(client(tracking_uri, origin).and_then(|c| {
-        let end = (end_time.is_finite() && end_time >= 0.0).then_some(end_time as i64);
-        c.update_run(run_id, status, end)
-    }))
+    let end = (end_time.is_finite() && end_time >= 0.0).then_some(end_time as i64);
+    let (run_id, status) = (run_id.to_string(), status.to_string());
+    with_client(tracking_uri, origin, move |c| c.update_run(&run_id, &status, end))
 }
 
 /// Saves the serialized function as a model and logs it to a run.
 #[extendr]
 fn log_model_(tracking_uri: &str, origin: &str, run_id: &str, artifact_path: &str, serialized: Raw) -> Robj {
-    json(client(tracking_uri, origin).and_then(|c| {
-        pipeline::log_crate_model(&c, run_id, artifact_path, serialized.as_slice())
-    }))
+    let (run_id, artifact_path) = (run_id.to_string(), artifact_path.to_string());
+    let serialized = serialized.as_slice().to_vec();
+    with_client(tracking_uri, origin, move |c| {
+        pipeline::log_crate_model(&c, &run_id, &artifact_path, &serialized)
+    })
 }
 
 /// Uploads an existing model directory into a run.
 #[extendr]
 fn log_model_dir_(tracking_uri: &str, origin: &str, run_id: &str, model_dir: &str, artifact_path: &str) -> Robj {
-    json(client(tracking_uri, origin).and_then(|c| {
-        pipeline::log_model_dir(&c, run_id, std::path::Path::new(model_dir), artifact_path)
-    }))
+    let (run_id, model_dir, artifact_path) = (run_id.to_string(), model_dir.to_string(), artifact_path.to_string());
+    with_client(tracking_uri, origin, move |c| {
+        pipeline::log_model_dir(&c, &run_id, std::path::Path::new(&model_dir), &artifact_path)
+    })
 }
 
 #[extendr]
 fn create_registered_model_(tracking_uri: &str, origin: &str, name: &str, tags_json: &str, description: &str) -> Robj {
-    json((|| {
-        let tags = parse_tags(tags_json)?;
-        client(tracking_uri, origin)?.create_registered_model(name, &tags, optional(description))
-    })())
+    let tags = match parse_tags(tags_json) {
+        Ok(tags) => tags,
+        Err(err) => return error_robj(&err),
+    };
+    let (name, description) = (name.to_string(), optional(description).map(str::to_string));
+    with_client(tracking_uri, origin, move |c| c.create_registered_model(&name, &tags, description.as_deref()))
 }
 
 #[extendr]
 fn get_registered_model_(tracking_uri: &str, origin: &str, name: &str) -> Robj {
-    json(client(tracking_uri, origin).and_then(|c| c.get_registered_model(name)))
+    let name = name.to_string();
+    with_client(tracking_uri, origin, move |c| c.get_registered_model(&name))
 }
 
 #[extendr]
 fn get_model_version_(tracking_uri: &str, origin: &str, name: &str, version: &str) -> Robj {
-    json(client(tracking_uri, origin).and_then(|c| c.get_model_version(name, version)))
+    let (name, version) = (name.to_string(), version.to_string());
+    with_client(tracking_uri, origin, move |c| c.get_model_version(&name, &version))
 }
 
 /// Parses the R side's profile argument: "" picks the profile from the
@@ -257,16 +306,23 @@ fn create_model_version_(
     await_secs: f64,
     profile: &str,
 ) -> Robj {
-    json((|| {
-        let client = client(tracking_uri, origin)?;
+    let prepared = (|| {
         let extra = NewModelVersion {
             run_id: optional(run_id).map(str::to_string),
             tags: parse_tags(tags_json)?,
             run_link: optional(run_link).map(str::to_string),
             description: optional(description).map(str::to_string),
         };
-        pipeline::create_model_version(&client, name, source, &extra, seconds(await_secs), profile_choice(profile)?)
-    })())
+        Ok((extra, profile_choice(profile)?))
+    })();
+    let (extra, profile) = match prepared {
+        Ok(prepared) => prepared,
+        Err(err) => return error_robj(&err),
+    };
+    let (name, source) = (name.to_string(), source.to_string());
+    with_client(tracking_uri, origin, move |c| {
+        pipeline::create_model_version(&c, &name, &source, &extra, seconds(await_secs), profile)
+    })
 }
 
 /// Registers a model URI under `name`, creating the registered model if needed.
@@ -280,14 +336,21 @@ fn register_model_(
     await_secs: f64,
     profile: &str,
 ) -> Robj {
-    json((|| {
-        let client = client(tracking_uri, origin)?;
+    let prepared = (|| {
         let extra = NewModelVersion {
             tags: parse_tags(tags_json)?,
             ..NewModelVersion::default()
         };
-        pipeline::register_model(&client, model_uri, name, extra, seconds(await_secs), profile_choice(profile)?)
-    })())
+        Ok((extra, profile_choice(profile)?))
+    })();
+    let (extra, profile) = match prepared {
+        Ok(prepared) => prepared,
+        Err(err) => return error_robj(&err),
+    };
+    let (model_uri, name) = (model_uri.to_string(), name.to_string());
+    with_client(tracking_uri, origin, move |c| {
+        pipeline::register_model(&c, &model_uri, &name, extra, seconds(await_secs), profile)
+    })
 }
 
 /// A client for remote model URIs; `None` for local paths, which need no server.
@@ -307,8 +370,11 @@ fn validate_model_(tracking_uri: &str, origin: &str, model_uri: &str, profile: &
             "" => Profile::for_tracking_uri(tracking_uri),
             name => Profile::parse(name)?,
         };
-        let model = pipeline::read_model_mlmodel(client.as_ref(), model_uri)?;
-        Ok(validate::check(&model, profile))
+        let model_uri = model_uri.to_string();
+        interruptible(client, move |client| {
+            let model = pipeline::read_model_mlmodel(client.as_ref(), &model_uri)?;
+            Ok(validate::check(&model, profile))
+        })
     })())
 }
 
@@ -317,26 +383,23 @@ fn validate_model_(tracking_uri: &str, origin: &str, model_uri: &str, profile: &
 fn repair_model_(tracking_uri: &str, origin: &str, model_uri: &str) -> Robj {
     json((|| {
         let client = client_for_model(tracking_uri, origin, model_uri)?;
-        pipeline::repair_model(client.as_ref(), model_uri)
+        let model_uri = model_uri.to_string();
+        interruptible(client, move |client| pipeline::repair_model(client.as_ref(), &model_uri))
     })())
 }
 
 /// Runs one registry operation; `args_json` holds its arguments by name.
 #[extendr]
 fn registry_(tracking_uri: &str, origin: &str, operation: &str, args_json: &str) -> Robj {
-    match client(tracking_uri, origin) {
-        Ok(client) => registry::run(&client, operation, args_json),
-        Err(err) => error_robj(&err),
-    }
+    let (operation, args_json) = (operation.to_string(), args_json.to_string());
+    with_client(tracking_uri, origin, move |c| registry::run(&c, &operation, &args_json))
 }
 
 /// Runs one tracking operation; `args_json` holds its arguments by name.
 #[extendr]
 fn tracking_(tracking_uri: &str, origin: &str, operation: &str, args_json: &str) -> Robj {
-    match client(tracking_uri, origin) {
-        Ok(client) => tracking::run(&client, operation, args_json),
-        Err(err) => error_robj(&err),
-    }
+    let (operation, args_json) = (operation.to_string(), args_json.to_string());
+    with_client(tracking_uri, origin, move |c| tracking::run(&c, &operation, &args_json))
 }
 
 /// Downloads a model into `dest` (a local path is used in place); returns its directory.
@@ -348,7 +411,10 @@ fn download_model_(tracking_uri: &str, origin: &str, model_uri: &str, dest: &str
             return pipeline::download_model_local(&path, model_uri);
         }
         let client = client(tracking_uri, origin)?;
-        pipeline::download_model(&client, model_uri, std::path::Path::new(dest))
+        let (model_uri, dest) = (model_uri.to_string(), dest.to_string());
+        interruptible(Some(client), work_with(move |client| {
+            pipeline::download_model(&client, &model_uri, std::path::Path::new(&dest))
+        }))
     })())
 }
 
@@ -375,4 +441,5 @@ extendr_module! {
     fn registry_;
     fn tracking_;
     fn download_model_;
+    fn take_events_;
 }

@@ -1,12 +1,10 @@
 //! Dispatch of the registry operations behind the `registry_` export, so
 //! each thin R wrapper needs no export of its own.
 
-use extendr_api::prelude::*;
 use mlflowreg::{Client, Error};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::{error_robj, json};
 
 /// Every argument any registry operation takes; each operation reads its own.
 #[derive(Deserialize, Default)]
@@ -35,18 +33,15 @@ fn required<'a>(value: &'a Option<String>, name: &'static str, operation: &str) 
     })
 }
 
-pub(crate) fn run(client: &Client, operation: &str, args_json: &str) -> Robj {
-    let args: Args = match serde_json::from_str(args_json) {
-        Ok(args) => args,
-        Err(err) => {
-            return error_robj(&Error::InvalidArgument {
-                name: "registry arguments",
-                value: args_json.to_string(),
-                reason: err.to_string(),
-            })
-        }
-    };
-    json(dispatch(client, operation, &args))
+/// Runs `operation` with the arguments in `args_json` and returns its
+/// result as JSON.
+pub(crate) fn run(client: &Client, operation: &str, args_json: &str) -> Result<Value, Error> {
+    let args: Args = serde_json::from_str(args_json).map_err(|err| Error::InvalidArgument {
+        name: "registry arguments",
+        value: args_json.to_string(),
+        reason: err.to_string(),
+    })?;
+    dispatch(client, operation, &args)
 }
 
 fn dispatch(client: &Client, operation: &str, args: &Args) -> Result<Value, Error> {

@@ -1,13 +1,11 @@
 //! Dispatch of the tracking operations behind the `tracking_` export, so
 //! each thin R wrapper needs no export of its own.
 
-use extendr_api::prelude::*;
 use mlflowreg::tracking::{Metric, Param, Tag};
 use mlflowreg::{pipeline, Client, Error};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::{error_robj, json};
 
 /// Every argument any tracking operation takes; each operation reads its own.
 #[derive(Deserialize, Default)]
@@ -43,18 +41,15 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, Error> {
     serde_json::to_value(value).map_err(|err| Error::Unsupported(format!("encoding the result as JSON ({err})")))
 }
 
-pub(crate) fn run(client: &Client, operation: &str, args_json: &str) -> Robj {
-    let args: Args = match serde_json::from_str(args_json) {
-        Ok(args) => args,
-        Err(err) => {
-            return error_robj(&Error::InvalidArgument {
-                name: "tracking arguments",
-                value: args_json.to_string(),
-                reason: err.to_string(),
-            })
-        }
-    };
-    json(dispatch(client, operation, &args))
+/// Runs `operation` with the arguments in `args_json` and returns its
+/// result as JSON.
+pub(crate) fn run(client: &Client, operation: &str, args_json: &str) -> Result<Value, Error> {
+    let args: Args = serde_json::from_str(args_json).map_err(|err| Error::InvalidArgument {
+        name: "tracking arguments",
+        value: args_json.to_string(),
+        reason: err.to_string(),
+    })?;
+    dispatch(client, operation, &args)
 }
 
 fn dispatch(client: &Client, operation: &str, args: &Args) -> Result<Value, Error> {
