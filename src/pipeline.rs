@@ -396,13 +396,19 @@ pub fn register_model(
         }
     };
     let created_model = create_registered_model_if_missing(client, name)?;
-    let result = client
-        .create_model_version(name, &source, &extra)
-        .and_then(|version| finish_version(client, version, await_for));
-    if let (Err(Error::Interrupted), true) = (&result, created_model) {
-        // The model was made for this registration, which did not happen.
+    let mut version_created = false;
+    let result = client.create_model_version(name, &source, &extra).and_then(|version| {
+        version_created = true;
+        finish_version(client, version, await_for)
+    });
+    // A registered model made for a registration that left no version (the
+    // create failed, or the call was interrupted and its version deleted)
+    // is deleted too, so a failed call leaves nothing registered. A version
+    // that failed to become READY is kept with its model, for inspection.
+    let nothing_left = !version_created || matches!(result, Err(Error::Interrupted));
+    if result.is_err() && created_model && nothing_left {
         if let Err(err) = uncancelled(client).delete_registered_model(name) {
-            tracing::warn!(name, error = %err, "deleting the registered model of an interrupted registration failed");
+            tracing::warn!(name, error = %err, "deleting the registered model of a failed registration failed");
         }
     }
     result

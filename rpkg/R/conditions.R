@@ -35,6 +35,8 @@ rust_error_hints <- c(
 # first. An interrupted call raises the user interrupt again, which the
 # Rust side consumed while it stopped the call.
 rust_result <- function(x, call = rlang::caller_env()) {
+  # `x` is a promise of the Rust call; it must run before its events are read.
+  force(x)
   emit_rust_events()
   if (!inherits(x, "mlflowreg_rust_error")) {
     return(x)
