@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install what mlflowreg's tests need, skipping whatever is already present:
-# Debian packages for building and testing the R package, the Python test
-# venv at <repo>/.venv (MLflow, pytest and the strict registry fixture), and
-# Azurite (Microsoft's Azure Storage emulator, from npm) at <repo>/.azurite.
+# Debian packages for building and testing the R package, nginx and openssl
+# for the HTTPS gateway fixture, the Python test venv at <repo>/.venv
+# (MLflow, pytest and the strict registry fixture), and Azurite (Microsoft's
+# Azure Storage emulator, from npm) at <repo>/.azurite.
 # It also checks that cargo is available, but cannot install Rust.
 #
 # Safe to run repeatedly. With everything present it only checks, which takes
@@ -46,6 +47,7 @@ DEBIAN_PACKAGES=(
   r-cran-withr
   r-cran-processx
   r-cran-codetools
+  nginx
   openssl
   curl
 )
@@ -96,8 +98,19 @@ install_debian_packages() {
   fi
   step "Debian packages: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # The nginx package starts a system nginx on port 80 unless policy-rc.d
+  # forbids it; the tests only run their own nginx on loopback ports.
+  local policy=/usr/sbin/policy-rc.d made_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+    "${sudo[@]}" chmod +x "$policy"
+    made_policy=1
+  fi
   run_logged "${sudo[@]}" apt-get update
   run_logged "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+  if [ "$made_policy" = 1 ]; then
+    "${sudo[@]}" rm -f "$policy"
+  fi
 }
 
 # Print the hash that decides whether the venv must be reinstalled.

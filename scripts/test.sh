@@ -18,9 +18,15 @@
 # registry), MLFLOWREG_TEST_STRICT_URI (strict registry fixture) and the
 # MLFLOWREG_TEST_AZUREML_* variables (Azure ML gateway double and Azurite).
 #
+# The fixtures are found through MLFLOWREG_TEST_FIXTURES and
+# MLFLOWREG_TEST_PYTHON, and the fake credentials of
+# tests/fixtures/test-secrets.env are exported for the tests to send.
+#
 # The script runs itself a second time with all output copied to a log. When
 # that run ends, the log and the servers' logs are searched for every token
-# and SAS signature the Azure ML double handed out. Any match fails the run.
+# and SAS signature the Azure ML double handed out, and scripts/check-secrets.sh
+# searches the log, the servers' logs and the fixtures' logs
+# (target/test-logs) for the fake credentials. Any match fails the run.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,9 +37,20 @@ cd "$ROOT" || exit 1
 R_LIBRARY="${MLFLOWREG_R_LIBRARY:-$ROOT/target/R-library}"
 export MLFLOWREG_R_LIBRARY="$R_LIBRARY"
 SERVER_STATE_DIR="${MLFLOWREG_SERVER_STATE_DIR:-$ROOT/.test-servers}"
+export MLFLOWREG_SERVER_STATE_DIR="$SERVER_STATE_DIR"
 FAILED_STEPS=()
 
+export MLFLOWREG_TEST_FIXTURES="$ROOT/tests/fixtures"
+export MLFLOWREG_TEST_PYTHON="$ROOT/.venv/bin/python"
+export MLFLOWREG_TEST_LOG_DIR="$ROOT/target/test-logs"
+set -a
+# shellcheck source=/dev/null
+source "$ROOT/tests/fixtures/test-secrets.env"
+set +a
+
 if [ -z "${MLFLOWREG_TEST_OUTPUT_LOG:-}" ]; then
+  rm -rf "$MLFLOWREG_TEST_LOG_DIR"
+  mkdir -p "$MLFLOWREG_TEST_LOG_DIR"
   export MLFLOWREG_TEST_OUTPUT_LOG="${TMPDIR:-/tmp}/mlflowreg-test-output.$$.log"
   bash "${BASH_SOURCE[0]}" "$@" 2>&1 | tee "$MLFLOWREG_TEST_OUTPUT_LOG"
   status=${PIPESTATUS[0]}
@@ -49,10 +66,18 @@ if [ -z "${MLFLOWREG_TEST_OUTPUT_LOG:-}" ]; then
       status=1
     fi
   fi
+  # Prints only file names, and nothing when no credential is found.
+  if ! bash "$ROOT/scripts/check-secrets.sh" "$MLFLOWREG_TEST_OUTPUT_LOG" "$MLFLOWREG_TEST_LOG_DIR" \
+    "$SERVER_STATE_DIR"; then
+    printf 'test.sh: error: a fake test credential appears in the files above\n' >&2
+    status=1
+  fi
   rm -f "$MLFLOWREG_TEST_OUTPUT_LOG"
   exit "$status"
 fi
 
+# What this run printed so far, for tests/python/test_secrets.py.
+export MLFLOWREG_TEST_RUN_LOG="$MLFLOWREG_TEST_OUTPUT_LOG"
 export MLFLOW_DISABLE_TELEMETRY=true
 export DO_NOT_TRACK=true
 

@@ -25,6 +25,8 @@ impl TrackingUri {
         if text.is_empty() {
             return Err(Error::invalid("tracking URI", text, "it is empty"));
         }
+        // Error messages show the URI without a password or query string.
+        let shown = crate::http::redact_uri(text);
         if let Some(rest) = text.strip_prefix("azureml://") {
             // Rejects a URI without subscription, resource group or workspace.
             crate::azureml::Workspace::from_tracking_uri(text)?;
@@ -41,7 +43,7 @@ impl TrackingUri {
             let scheme = text.split("://").next().unwrap_or_default();
             return Err(Error::invalid(
                 "tracking URI",
-                redact_userinfo(text),
+                shown,
                 format!("the scheme {scheme:?} is not supported; use http://, https://, azureml:// or file:"),
             ));
         }
@@ -49,7 +51,7 @@ impl TrackingUri {
     }
 
     fn parse_http(text: &str, original: &str) -> Result<Self> {
-        let shown = redact_userinfo(original);
+        let shown = crate::http::redact_uri(original);
         let mut url = Url::parse(text)
             .map_err(|err| Error::invalid("tracking URI", shown.clone(), format!("it is not a valid URL ({err})")))?;
         if url.host_str().map_or(true, str::is_empty) {
@@ -86,7 +88,7 @@ pub enum VersionSelector {
 impl ModelUri {
     /// Parses a model URI or local path.
     pub fn parse(text: &str) -> Result<Self> {
-        let invalid = |reason: &str| Error::invalid("model URI", text, reason);
+        let invalid = |reason: &str| Error::invalid("model URI", crate::http::redact_uri(text), reason);
         if text.trim().is_empty() {
             return Err(invalid("it is empty"));
         }

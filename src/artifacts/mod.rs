@@ -60,7 +60,11 @@ pub trait ArtifactRepository: Send + Sync {
 }
 
 /// Opens the repository for an artifact URI.
+///
+/// A query string or fragment is dropped: the stores opened here take none,
+/// and it may hold a credential such as a SAS signature.
 pub fn open(client: &Client, artifact_uri: &str) -> Result<Box<dyn ArtifactRepository>> {
+    let artifact_uri = artifact_uri.split(['?', '#']).next().unwrap_or_default();
     if artifact_uri.starts_with("mlflow-artifacts:") || proxied::is_proxied_http(artifact_uri) {
         return Ok(Box::new(MlflowArtifacts::new(client, artifact_uri)?));
     }

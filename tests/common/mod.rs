@@ -55,10 +55,30 @@ pub struct Fixture {
 }
 
 impl Drop for Fixture {
+    /// Sends SIGTERM, so the fixture stops what it started (nginx), and
+    /// SIGKILL when it has not exited after 10 s.
     fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Where the fixture's stderr goes: a new file in `MLFLOWREG_TEST_LOG_DIR`
+/// (which scripts/test.sh searches for leaked credentials), else ours.
+fn fixture_stderr(script: &str) -> Stdio {
+    let Some(dir) = std::env::var_os("MLFLOWREG_TEST_LOG_DIR") else {
+        return Stdio::inherit();
+    };
+    let path = PathBuf::from(dir).join(format!("{}-{}.log", script, uuid::Uuid::new_v4().simple()));
+    std::fs::File::create(&path).map(Stdio::from).unwrap_or_else(|_| Stdio::inherit())
 }
 
 /// Starts a fixture script and returns it with its first stdout line.
@@ -68,7 +88,7 @@ fn start(script: &str, args: &[String], envs: &[(&str, &str)]) -> (Fixture, Stri
         .arg(repo_root().join("tests/fixtures").join(script))
         .args(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+        .stderr(fixture_stderr(script));
     for (key, value) in envs {
         command.env(key, value);
     }

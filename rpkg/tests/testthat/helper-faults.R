@@ -17,7 +17,9 @@ python_env <- function() c("current", LD_LIBRARY_PATH = "")
 # the fixture documents them) and stops it when the calling test ends.
 # Returns a list with `uri`, `port` and the processx process.
 local_fault_proxy <- function(rules = list(), upstream = tracking_server(), env = parent.frame()) {
-  log_file <- tempfile("fault-proxy-", fileext = ".log")
+  # scripts/test.sh searches MLFLOWREG_TEST_LOG_DIR for leaked credentials.
+  log_dir <- Sys.getenv("MLFLOWREG_TEST_LOG_DIR", tempdir())
+  log_file <- tempfile("fault-proxy-", tmpdir = log_dir, fileext = ".log")
   rules_json <- as.character(jsonlite::toJSON(rules, auto_unbox = TRUE))
   process <- processx::process$new(
     test_python(),

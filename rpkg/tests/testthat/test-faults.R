@@ -100,6 +100,8 @@ test_that("each fault against log, register and load is survived or fails cleanl
   local_tracking(tracking_server())
   mlflow_set_experiment(unique_name("faults"))
   withr::local_envvar(
+    # Sent as a bearer token on every request; the server ignores it.
+    MLFLOW_TRACKING_TOKEN = server_uri("MLFLOWREG_TEST_TOKEN"),
     MLFLOW_HTTP_REQUEST_MAX_RETRIES = "2",
     MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR = "0.05",
     MLFLOW_HTTP_REQUEST_BACKOFF_JITTER = "0",
@@ -120,6 +122,9 @@ test_that("each fault against log, register and load is survived or fails cleanl
       log <- proxy_log(proxy, targets[[operation]]$path, at_least = at_least, action = rule$action)
       faulted <- sum(vapply(log, function(entry) identical(entry$action, rule$action), logical(1)))
       expect(faulted >= 1, sprintf("%s: the proxy never applied the fault", label))
+      schemes <- unique(vapply(log, function(entry) entry$auth %||% "none", character(1)))
+      expect(identical(schemes, "Bearer"), sprintf("%s: requests carried %s, not the token", label,
+        paste(schemes, collapse = ", ")))
       versions <- model_versions(name)
 
       if (expected == "ok") {
