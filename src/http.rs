@@ -782,7 +782,7 @@ fn io_error_text(err: std::io::Error) -> String {
 pub fn redact_uri(text: &str) -> String {
     match Url::parse(text) {
         Ok(url) if url.has_host() => redact_url(&url),
-        _ => text.split(['?', '#']).next().unwrap_or_default().to_string(),
+        _ => crate::uri::redact_userinfo(text.split(['?', '#']).next().unwrap_or_default()),
     }
 }
 

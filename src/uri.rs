@@ -26,7 +26,7 @@ impl TrackingUri {
             return Err(Error::invalid("tracking URI", text, "it is empty"));
         }
         // Error messages show the URI without a password or query string.
-        let shown = crate::http::redact_uri(text);
+        let shown = shown_uri(text);
         if let Some(rest) = text.strip_prefix("azureml://") {
             // Rejects a URI without subscription, resource group or workspace.
             crate::azureml::Workspace::from_tracking_uri(text)?;
@@ -51,7 +51,7 @@ impl TrackingUri {
     }
 
     fn parse_http(text: &str, original: &str) -> Result<Self> {
-        let shown = crate::http::redact_uri(original);
+        let shown = shown_uri(original);
         let mut url = Url::parse(text)
             .map_err(|err| Error::invalid("tracking URI", shown.clone(), format!("it is not a valid URL ({err})")))?;
         if url.host_str().map_or(true, str::is_empty) {
@@ -154,6 +154,14 @@ fn looks_like_windows_drive(text: &str) -> bool {
 
 /// Replaces the password of a `scheme://user:password@host` text with
 /// `***`, for error messages about URIs that may not parse.
+/// Returns a URI for error messages: the password masked by
+/// [`redact_userinfo`] and the query string and fragment dropped, because
+/// either may hold a credential.
+fn shown_uri(text: &str) -> String {
+    let masked = redact_userinfo(text);
+    masked.split(['?', '#']).next().unwrap_or_default().to_string()
+}
+
 pub fn redact_userinfo(text: &str) -> String {
     let Some((scheme, rest)) = text.split_once("://") else {
         return text.to_string();

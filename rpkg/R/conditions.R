@@ -3,11 +3,12 @@
 # Every error has class `mlflowreg_error` and a kind class
 # `mlflowreg_error_<kind>`: invalid_argument, not_a_model_directory,
 # parse, io, configuration, unreachable, not_found, already_exists, api,
-# registration, unsupported, unsafe_model, authentication (a token that is
+# registration, unsupported, unsafe_model, incomplete_model (files of a
+# model missing or of the wrong size), authentication (a token that is
 # missing, expired, rejected or could not be renewed) and storage (Azure
 # Blob Storage refused or did not finish a transfer; `status` is NULL when no
-# response arrived), incomplete_model. An operation stopped with Ctrl-C
-# raises R's interrupt condition, not an error.
+# response arrived). An operation stopped with Ctrl-C raises R's interrupt
+# condition, not an error.
 
 mlflowreg_abort <- function(message, kind, ..., call = rlang::caller_env()) {
   rlang::abort(

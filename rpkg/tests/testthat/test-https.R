@@ -19,8 +19,12 @@ local_gateway <- function(env = parent.frame()) {
     process$wait(10000)
     process$kill()
   }, envir = env)
-  process$poll_io(30000)
-  line <- process$read_output_lines()
+  line <- character()
+  deadline <- Sys.time() + 30
+  while (length(line) == 0 && Sys.time() < deadline && process$is_alive()) {
+    process$poll_io(500)
+    line <- process$read_output_lines()
+  }
   if (length(line) == 0) {
     stop("the HTTPS gateway did not start: ",
       paste(readLines(file.path(dir, "gateway.stderr"), warn = FALSE), collapse = "\n"), call. = FALSE)

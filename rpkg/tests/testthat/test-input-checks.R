@@ -354,6 +354,6 @@ test_that("a model whose crate path leaves its directory is rejected", {
   writeLines(sub("model: crate.bin", "model: ../../secret.bin", mlmodel, fixed = TRUE),
     file.path(model_dir, "MLmodel"))
   err <- tryCatch(mlflow_load_model(model_dir), error = identity)
-  expect_s3_class(err, "mlflowreg_error_unsafe_model")
+  expect_s3_class(err, "mlflowreg_error_parse")
   expect_match(conditionMessage(err), "../../secret.bin", fixed = TRUE)
 })
