@@ -31,6 +31,9 @@ pub struct Client {
     /// `file://` URL.
     base: Url,
     tracking_uri: String,
+    /// Stops requests and waits of this client; the HTTP backend holds a
+    /// clone of the same token.
+    cancel: crate::cancel::CancelToken,
 }
 
 #[derive(Debug, Clone)]
@@ -70,6 +73,7 @@ impl Client {
                     base: store.root_url()?,
                     backend: Backend::File(Arc::new(store)),
                     tracking_uri: tracking_uri.to_string(),
+                    cancel: crate::cancel::CancelToken::new(),
                 });
             }
         };
@@ -82,6 +86,7 @@ impl Client {
         }
         let http = Http::new(config, credentials, origin)?;
         Ok(Client {
+            cancel: http.cancel_token().clone(),
             backend: Backend::Rest(http),
             base,
             tracking_uri: tracking_uri.to_string(),
@@ -115,10 +120,21 @@ impl Client {
     /// [`crate::Error::Interrupted`] once `cancel` is set. The copy shares
     /// the connection pool.
     pub fn with_cancel(&self, cancel: crate::cancel::CancelToken) -> Self {
+        let backend = match &self.backend {
+            Backend::Rest(http) => Backend::Rest(http.with_cancel(cancel.clone())),
+            // The file store's calls are local and short; only waits check the token.
+            Backend::File(store) => Backend::File(store.clone()),
+        };
         Client {
-            http: self.http.with_cancel(cancel),
+            backend,
+            cancel,
             ..self.clone()
         }
+    }
+
+    /// Returns the token that stops this client's requests and waits.
+    pub fn cancel_token(&self) -> &crate::cancel::CancelToken {
+        &self.cancel
     }
 
     /// Builds `<base>/<path>` where `path` has no leading slash; each path
@@ -213,7 +229,11 @@ impl Client {
         took_effect: &dyn Fn() -> Result<Option<Value>>,
     ) -> Result<Value> {
         let url = self.url(&format!("api/2.0/mlflow/{endpoint}"));
-        self.http.send_json_checked(method, &url, body, took_effect)
+        match &self.backend {
+            Backend::Rest(http) => http.send_json_checked(method, &url, body, took_effect),
+            // A local store cannot lose a response, so there is nothing to look up.
+            Backend::File(store) => store.call(&method, endpoint, body),
+        }
     }
 
     /// Calls an endpoint and decodes the response into `T`.

@@ -331,7 +331,7 @@ pub fn create_model_version(
 /// wait or right after the create, deletes the version, so an interrupted
 /// registration leaves no version behind.
 fn finish_version(client: &Client, version: ModelVersion, await_for: Duration) -> Result<ModelVersion> {
-    let result = client.http().cancel_token().check().and_then(|()| {
+    let result = client.cancel_token().check().and_then(|()| {
         if await_for.is_zero() {
             return Ok(version.clone());
         }

@@ -392,7 +392,7 @@ impl Client {
                             status: status.to_string(),
                         });
                     }
-                    self.http().cancel_token().sleep(poll.min(timeout - elapsed))?;
+                    self.cancel_token().sleep(poll.min(timeout - elapsed))?;
                     current = self.get_model_version(&current.name, &current.version)?;
                 }
             }
