@@ -97,6 +97,11 @@ pub enum Error {
         problems: Vec<crate::validate::Problem>,
     },
 
+    /// A transfer stopped because its [`crate::artifacts::Progress`] was
+    /// cancelled, for example by an interrupt in R.
+    #[error("the transfer was cancelled: {0}")]
+    Cancelled(String),
+
     /// A feature the crate does not implement yet.
     #[error("{0} is not supported yet")]
     Unsupported(String),
@@ -183,6 +188,7 @@ impl Error {
             Error::Unsupported(_) => "unsupported",
             Error::Authentication(_) => "authentication",
             Error::Storage { .. } => "storage",
+            Error::Cancelled(_) => "cancelled",
             Error::Interrupted => "interrupted",
             Error::IncompleteModel { .. } => "incomplete_model",
         }

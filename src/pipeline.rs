@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::artifacts::{self, verify, ArtifactRepository, LocalArtifacts};
+use crate::artifacts::{self, verify, ArtifactRepository, LocalArtifacts, Transfer};
 use crate::cancel::CancelToken;
 use crate::client::Client;
 use crate::error::{Error, Result};
@@ -32,6 +32,17 @@ pub struct LoggedModel {
 
 /// Saves the serialized R function as a model and logs it to a run.
 pub fn log_crate_model(client: &Client, run_id: &str, artifact_path: &str, serialized: &[u8]) -> Result<LoggedModel> {
+    log_crate_model_with(client, run_id, artifact_path, serialized, &Transfer::from_env()?)
+}
+
+/// Like [`log_crate_model`], uploading with the workers and progress of `transfer`.
+pub fn log_crate_model_with(
+    client: &Client,
+    run_id: &str,
+    artifact_path: &str,
+    serialized: &[u8],
+    transfer: &Transfer,
+) -> Result<LoggedModel> {
     let staging = tempfile::Builder::new()
         .prefix("mlflowreg-log-")
         .tempdir()
@@ -43,7 +54,7 @@ pub fn log_crate_model(client: &Client, run_id: &str, artifact_path: &str, seria
         ..SaveOptions::default()
     };
     save_crate_model(&model_dir, serialized, &options)?;
-    log_model_dir(client, run_id, &model_dir, artifact_path)
+    log_model_dir_with(client, run_id, &model_dir, artifact_path, transfer)
 }
 
 /// Uploads a saved model directory into a run's artifacts at
@@ -55,6 +66,83 @@ pub fn log_crate_model(client: &Client, run_id: &str, artifact_path: &str, seria
 /// the upload is then listed back: a file missing or of the wrong size
 /// fails with [`Error::IncompleteModel`].
 pub fn log_model_dir(client: &Client, run_id: &str, model_dir: &Path, artifact_path: &str) -> Result<LoggedModel> {
+    log_model_dir_with(client, run_id, model_dir, artifact_path, &Transfer::from_env()?)
+}
+
+/// Like [`log_model_dir`], uploading with the workers and progress of `transfer`.
+pub fn log_model_dir_with(
+    client: &Client,
+    run_id: &str,
+    model_dir: &Path,
+    artifact_path: &str,
+    transfer: &Transfer,
+) -> Result<LoggedModel> {
+    log_and_register_dir(client, run_id, None, model_dir, artifact_path, None, transfer).map(|(logged, _)| logged)
+}
+
+/// A registration to make right after logging a model.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    /// The registered model, created when missing.
+    pub name: String,
+    pub extra: NewModelVersion,
+    /// How long to wait for the version to be READY; zero returns at once.
+    pub await_for: Duration,
+    /// The registry rules the `MLmodel` is checked against before anything
+    /// is registered, as for [`register_model`]: `None` skips the check,
+    /// `Some(None)` picks the rules from the tracking URI.
+    pub profile: Option<Option<Profile>>,
+}
+
+/// Saves the serialized R function as a model, logs it to a run and
+/// registers it, in fewer sequential round trips than
+/// [`log_crate_model_with`] followed by [`register_model`]. The rule check
+/// reads the `MLmodel` in memory, the version's source is the artifact URI
+/// of the upload (no `runs/get` to resolve `runs:/`), and the listing that
+/// verifies the upload also serves the check before registering.
+/// `artifact_root` is the run's artifact URI when the caller knows it (it
+/// never changes for a run), which saves the `runs/get` that looks it up.
+///
+/// The outer error means the model was not logged. Once it is logged, a
+/// failed registration (the rule check, the registered model or the
+/// version) comes back as the inner error, so the caller can say that the
+/// model is in the run. A model that fails the rule check creates no
+/// registered model.
+#[allow(clippy::too_many_arguments)]
+pub fn log_crate_model_and_register(
+    client: &Client,
+    run_id: &str,
+    artifact_root: Option<&str>,
+    artifact_path: &str,
+    serialized: &[u8],
+    registration: &Registration,
+    transfer: &Transfer,
+) -> Result<(LoggedModel, Result<ModelVersion>)> {
+    let staging = tempfile::Builder::new()
+        .prefix("mlflowreg-log-")
+        .tempdir()
+        .map_err(|err| Error::io("creating a temporary directory in", std::env::temp_dir(), err))?;
+    let model_dir = staging.path().join("model");
+    let options = SaveOptions {
+        run_id: Some(run_id.to_string()),
+        artifact_path: Some(artifact_path.to_string()),
+        ..SaveOptions::default()
+    };
+    save_crate_model(&model_dir, serialized, &options)?;
+    let (logged, version) =
+        log_and_register_dir(client, run_id, artifact_root, &model_dir, artifact_path, Some(registration), transfer)?;
+    Ok((logged, version.expect("a registration was requested")))
+}
+
+fn log_and_register_dir(
+    client: &Client,
+    run_id: &str,
+    artifact_root: Option<&str>,
+    model_dir: &Path,
+    artifact_path: &str,
+    registration: Option<&Registration>,
+    transfer: &Transfer,
+) -> Result<(LoggedModel, Option<Result<ModelVersion>>)> {
     check_artifact_path(artifact_path)?;
     let mut mlmodel = MlModel::read_dir(model_dir)?;
     mlmodel.run_id = Some(run_id.to_string());
@@ -62,43 +150,72 @@ pub fn log_model_dir(client: &Client, run_id: &str, model_dir: &Path, artifact_p
     mlmodel.utc_time_created = Some(format_utc(SystemTime::now()));
     let yaml = mlmodel.to_yaml()?;
 
-    let run = client.get_run(run_id)?;
-    let root = run.info.artifact_uri.clone().filter(|u| !u.is_empty()).ok_or_else(|| {
-        Error::Configuration(format!("run {run_id} has no artifact_uri; the server did not assign an artifact store"))
-    })?;
+    let root = match artifact_root.filter(|root| !root.is_empty()) {
+        Some(root) => root.to_string(),
+        None => run_artifact_root(client, run_id)?,
+    };
+    let artifact_uri = join_uri(&root, artifact_path);
+    let model_uri = format!("runs:/{run_id}/{artifact_path}");
     let repo = artifacts::open(client, &root)?;
-    let uploaded =
-        artifacts::upload_dir(repo.as_ref(), model_dir, artifact_path, &[MLMODEL_FILE], artifacts::workers_from_env()?)?;
+
+    // The rule check reads the MLmodel in memory, the one about to be
+    // uploaded, so it costs no request.
+    let checked = registration.map(|r| match r.profile {
+        None => Ok(()),
+        Some(profile) => {
+            let profile = profile.unwrap_or_else(|| Profile::for_tracking_uri(client.tracking_uri()));
+            validate::require(&mlmodel, profile, &model_uri)
+        }
+    });
+
+    let uploaded = artifacts::upload_dir_with(repo.as_ref(), model_dir, artifact_path, &[MLMODEL_FILE], transfer)?;
     repo.upload_bytes(yaml.as_bytes(), &join_artifact_path(artifact_path, MLMODEL_FILE))?;
-    verify_upload(repo.as_ref(), model_dir, &uploaded, artifact_path, yaml.len() as u64)?;
+    let found = verify_upload(repo.as_ref(), model_dir, &uploaded, artifact_path, yaml.len() as u64)?;
+    let metadata = client.log_model_metadata(run_id, &mlmodel);
+
+    // The listing that verified the upload also shows that the files the
+    // MLmodel names are there, so registering needs no second listing.
+    let version = registration.zip(checked).map(|(r, checked)| {
+        checked?;
+        let problems = verify::check_promises(&mlmodel, &found);
+        if !problems.is_empty() {
+            return Err(Error::IncompleteModel { location: artifact_uri.clone(), problems, outcome: "no version was created" });
+        }
+        let mut extra = r.extra.clone();
+        extra.run_id.get_or_insert_with(|| run_id.to_string());
+        create_version(client, &r.name, &artifact_uri, &extra, r.await_for)
+    });
 
     let mut warnings = Vec::new();
-    if let Err(err) = client.log_model_metadata(run_id, &mlmodel) {
+    if let Err(err) = metadata {
         tracing::warn!(run_id, error = %err, "recording the model in the run failed");
         warnings.push(format!(
             "The model was uploaded, but recording it in run {run_id} (runs/log-model) failed: {err}"
         ));
     }
-    Ok(LoggedModel {
+    let logged = LoggedModel {
         run_id: run_id.to_string(),
         artifact_path: artifact_path.to_string(),
-        model_uri: format!("runs:/{run_id}/{artifact_path}"),
-        artifact_uri: join_uri(&root, artifact_path),
+        model_uri,
+        artifact_uri,
         mlmodel,
         warnings,
-    })
+    };
+    Ok((logged, version))
 }
 
 /// Lists what arrived below `artifact_path` and fails with
 /// [`Error::IncompleteModel`] unless every uploaded file and `MLmodel` is
-/// there with its local size.
+/// there with its local size. Returns the sizes found, by path relative to
+/// `artifact_path`. The directories that received files are listed in
+/// parallel, so a model with a `code/` folder costs one round trip, not two.
 fn verify_upload(
     repo: &dyn ArtifactRepository,
     model_dir: &Path,
     uploaded: &[String],
     artifact_path: &str,
     mlmodel_size: u64,
-) -> Result<()> {
+) -> Result<std::collections::BTreeMap<String, Option<u64>>> {
     let mut expected = Vec::with_capacity(uploaded.len() + 1);
     for relative in uploaded {
         let local = model_dir.join(relative);
@@ -106,10 +223,23 @@ fn verify_upload(
         expected.push((relative.clone(), size));
     }
     expected.push((MLMODEL_FILE.to_string(), mlmodel_size));
-    let found = verify::sizes_below(&artifacts::list_recursive(repo, artifact_path)?, artifact_path);
+    let mut dirs: Vec<String> = expected
+        .iter()
+        .map(|(relative, _)| join_artifact_path(artifact_path, relative.rsplit_once('/').map_or("", |(dir, _)| dir)))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    let listing = std::sync::Mutex::new(Vec::new());
+    artifacts::for_each_parallel(&dirs, dirs.len(), |dir| {
+        let entries = repo.list(dir)?;
+        listing.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).extend(entries);
+        Ok(())
+    })?;
+    let listing = listing.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let found = verify::sizes_below(&listing, artifact_path);
     let problems = verify::compare_with_expected(&found, &expected);
     if problems.is_empty() {
-        return Ok(());
+        return Ok(found);
     }
     Err(Error::IncompleteModel {
         location: join_uri(repo.root_uri(), artifact_path),
@@ -190,11 +320,16 @@ fn registered_version(client: &Client, name: &str, selector: &VersionSelector) -
 /// Makes a model available as a local directory. A local path is returned
 /// as it is; anything else is downloaded into a new directory `dest`.
 pub fn download_model(client: &Client, model_uri: &str, dest: &Path) -> Result<PathBuf> {
+    download_model_with(client, model_uri, dest, &Transfer::from_env()?)
+}
+
+/// Like [`download_model`], downloading with the workers and progress of `transfer`.
+pub fn download_model_with(client: &Client, model_uri: &str, dest: &Path, transfer: &Transfer) -> Result<PathBuf> {
     match resolve_model_uri(client, model_uri)? {
         ModelLocation::Local(path) => download_model_local(&path, model_uri),
         ModelLocation::Remote { artifact_uri, .. } => {
             let repo: Box<dyn ArtifactRepository> = artifacts::open(client, &artifact_uri)?;
-            artifacts::download_dir(repo.as_ref(), "", dest, artifacts::workers_from_env()?)?;
+            artifacts::download_dir_with(repo.as_ref(), "", dest, transfer)?;
             if !dest.join(MLMODEL_FILE).is_file() {
                 let _ = std::fs::remove_dir_all(dest);
                 return Err(Error::invalid(
@@ -395,9 +530,23 @@ pub fn register_model(
             artifact_uri
         }
     };
+    create_version(client, name, &source, &extra, await_for)
+}
+
+/// Creates the registered model `name` when missing and a version of it
+/// from `source`, and waits up to `await_for` for the version to be READY.
+/// A failed or interrupted call leaves nothing registered that it created
+/// (see [`finish_version`]).
+fn create_version(
+    client: &Client,
+    name: &str,
+    source: &str,
+    extra: &NewModelVersion,
+    await_for: Duration,
+) -> Result<ModelVersion> {
     let created_model = create_registered_model_if_missing(client, name)?;
     let mut version_created = false;
-    let result = client.create_model_version(name, &source, &extra).and_then(|version| {
+    let result = client.create_model_version(name, source, extra).and_then(|version| {
         version_created = true;
         finish_version(client, version, await_for)
     });
@@ -524,24 +673,7 @@ fn write_atomically(target: &Path, contents: &str) -> Result<()> {
 /// name>`, a directory's contents go under `artifact_path`. Returns the
 /// uploaded artifact paths.
 pub fn log_artifact(client: &Client, run_id: &str, local: &Path, artifact_path: &str) -> Result<Vec<String>> {
-    check_relative(artifact_path).map_err(|reason| Error::invalid("artifact_path", artifact_path, reason))?;
-    let metadata = std::fs::metadata(local).map_err(|err| Error::io("reading", local, err))?;
-    if metadata.is_dir() {
-        // Rejects links leaving the directory before the server is contacted.
-        artifacts::local_files(local)?;
-    }
-    let repo = run_artifacts(client, run_id)?;
-    if metadata.is_dir() {
-        let files = artifacts::upload_dir(repo.as_ref(), local, artifact_path, &[], artifacts::workers_from_env()?)?;
-        return Ok(files.iter().map(|f| join_artifact_path(artifact_path, f)).collect());
-    }
-    let name = local
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| Error::invalid("path", local.display().to_string(), "it has no UTF-8 file name"))?;
-    let target = join_artifact_path(artifact_path, name);
-    repo.upload_file(local, &target)?;
-    Ok(vec![target])
+    log_artifact_with(client, run_id, local, artifact_path, &Transfer::from_env()?)
 }
 
 /// Lists the artifacts directly under `path` of a run.
@@ -552,9 +684,7 @@ pub fn list_artifacts(client: &Client, run_id: &str, path: &str) -> Result<Vec<a
 /// Downloads the artifact file or directory at `path` of a run to `dest`,
 /// which must not exist yet.
 pub fn download_artifacts(client: &Client, run_id: &str, path: &str, dest: &Path) -> Result<PathBuf> {
-    let repo = run_artifacts(client, run_id)?;
-    artifacts::download_dir(repo.as_ref(), path, dest, artifacts::workers_from_env()?)?;
-    Ok(dest.to_path_buf())
+    download_artifacts_with(client, run_id, path, dest, &Transfer::from_env()?)
 }
 
 fn run_artifacts(client: &Client, run_id: &str) -> Result<Box<dyn ArtifactRepository>> {
@@ -563,4 +693,45 @@ fn run_artifacts(client: &Client, run_id: &str) -> Result<Box<dyn ArtifactReposi
         Error::Configuration(format!("run {run_id} has no artifact_uri; the server did not assign an artifact store"))
     })?;
     artifacts::open(client, &root)
+}
+
+/// Returns the artifact root URI of a run.
+fn run_artifact_root(client: &Client, run_id: &str) -> Result<String> {
+    let run = client.get_run(run_id)?;
+    run.info.artifact_uri.filter(|u| !u.is_empty()).ok_or_else(|| {
+        Error::Configuration(format!("run {run_id} has no artifact_uri; the server did not assign an artifact store"))
+    })
+}
+
+/// Like [`log_artifact`], uploading with the workers and progress of `transfer`.
+pub fn log_artifact_with(
+    client: &Client,
+    run_id: &str,
+    local: &Path,
+    artifact_path: &str,
+    transfer: &Transfer,
+) -> Result<Vec<String>> {
+    check_relative(artifact_path).map_err(|reason| Error::invalid("artifact_path", artifact_path, reason))?;
+    let metadata = std::fs::metadata(local).map_err(|err| Error::io("reading", local, err))?;
+    if metadata.is_dir() {
+        // Rejects links leaving the directory before the server is contacted.
+        artifacts::local_files(local)?;
+    }
+    let repo = run_artifacts(client, run_id)?;
+    artifacts::upload_path(repo.as_ref(), local, artifact_path, transfer)
+}
+
+/// Like [`download_artifacts`], downloading with the workers and progress
+/// of `transfer`.
+pub fn download_artifacts_with(
+    client: &Client,
+    run_id: &str,
+    path: &str,
+    dest: &Path,
+    transfer: &Transfer,
+) -> Result<PathBuf> {
+    check_relative(path).map_err(|reason| Error::invalid("path", path, reason))?;
+    let repo = run_artifacts(client, run_id)?;
+    artifacts::download_dir_with(repo.as_ref(), path, dest, transfer)?;
+    Ok(dest.to_path_buf())
 }

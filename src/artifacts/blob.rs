@@ -53,6 +53,7 @@ pub fn upload_file(http: &Http, sas: &Url, local: &Path, workers: usize) -> Resu
             path: local,
             offset,
             len: Some(BLOCK_SIZE.min(size - offset)),
+            progress: None,
         };
         let mut url = sas.clone();
         url.query_pairs_mut()

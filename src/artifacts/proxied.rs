@@ -3,18 +3,24 @@
 //! `mlflow-artifacts:/<path>` resolves to
 //! `<tracking URI>/api/2.0/mlflow-artifacts/artifacts/<path>`: PUT uploads
 //! the raw bytes, GET downloads them, and
-//! `GET .../artifacts?path=<dir>` lists a directory by base names.
+//! `GET .../artifacts?path=<dir>` lists a directory by base names. Files of
+//! at least `MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE` bytes go through the
+//! multipart routes instead when the server offers them (see `multipart`).
 
+use std::fs;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use reqwest::Method;
 use serde::Deserialize;
 use url::Url;
 
+use super::multipart::{self, MultipartSettings, Outcome};
+use super::progress::Progress;
 use super::{ArtifactRepository, FileInfo};
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::http::{Http, RequestBody};
+use crate::http::{FileRange, Http, RequestBody};
 use crate::uri::{check_relative, join_artifact_path};
 
 const ARTIFACTS_ROUTE: &str = "api/2.0/mlflow-artifacts/artifacts";
@@ -32,11 +38,18 @@ pub struct MlflowArtifacts {
     /// Path of the repository root below the artifacts route.
     root: String,
     root_uri: String,
+    /// The server's base URL, where `api/3.0/mlflow/server-info` and the
+    /// multipart routes are.
+    base: Url,
+    multipart: MultipartSettings,
+    /// Whether the server offers multipart uploads, asked on the first
+    /// file large enough to need them.
+    multipart_offered: Mutex<Option<bool>>,
 }
 
 impl MlflowArtifacts {
     pub fn new(client: &Client, artifact_uri: &str) -> Result<Self> {
-        let (endpoint, root) = if let Some(rest) = artifact_uri.strip_prefix("mlflow-artifacts:") {
+        let (base, endpoint, root) = if let Some(rest) = artifact_uri.strip_prefix("mlflow-artifacts:") {
             let (host, path) = match rest.strip_prefix("//") {
                 // mlflow-artifacts://host:port/path names the server explicitly.
                 Some(with_host) => {
@@ -53,7 +66,7 @@ impl MlflowArtifacts {
                 })?;
             }
             let endpoint = Client::url_under(&base, ARTIFACTS_ROUTE);
-            (endpoint, path.trim_matches('/').to_string())
+            (base, endpoint, path.trim_matches('/').to_string())
         } else {
             let (base, path) = artifact_uri
                 .split_once(ARTIFACTS_ROUTE)
@@ -61,14 +74,84 @@ impl MlflowArtifacts {
             let base = Url::parse(base.trim_end_matches('/')).map_err(|err| {
                 Error::invalid("artifact URI", artifact_uri, format!("it is not a valid URL ({err})"))
             })?;
-            (Client::url_under(&base, ARTIFACTS_ROUTE), path.trim_matches('/').to_string())
+            (base.clone(), Client::url_under(&base, ARTIFACTS_ROUTE), path.trim_matches('/').to_string())
         };
         Ok(MlflowArtifacts {
             http: client.http()?.clone(),
             endpoint,
             root,
             root_uri: artifact_uri.trim_end_matches('/').to_string(),
+            base,
+            multipart: MultipartSettings::from_env()?,
+            multipart_offered: Mutex::new(None),
         })
+    }
+
+    /// Replaces the multipart settings read from the environment.
+    pub fn with_multipart(mut self, settings: MultipartSettings) -> Self {
+        self.multipart = settings;
+        self
+    }
+
+    /// Records whether the server offers multipart uploads, so no
+    /// `server-info` request is made. Setting `true` for a server whose
+    /// store cannot do it costs one `mpu/create` request, after which the
+    /// repository records `false`.
+    pub fn set_multipart_offered(&self, offered: bool) {
+        *self.multipart_offered.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(offered);
+    }
+
+    /// Returns whether the server offers multipart uploads, asking
+    /// `api/3.0/mlflow/server-info` once per repository.
+    pub fn multipart_offered(&self) -> Result<bool> {
+        let known = *self.multipart_offered.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(known) = known {
+            return Ok(known);
+        }
+        let offered = multipart::server_supports(&self.http, &self.base)?;
+        self.set_multipart_offered(offered);
+        Ok(offered)
+    }
+
+    /// Uploads a file in parts when it is large enough and the server
+    /// offers it, else with one streamed PUT.
+    fn put_file(&self, local: &Path, path: &str, progress: Option<&Arc<Progress>>) -> Result<()> {
+        let url = self.file_url(path)?;
+        let size = fs::metadata(local).map_err(|err| Error::io("inspecting", local, err))?.len();
+        if self.multipart.enabled && size >= self.multipart.min_file_size && self.multipart_offered()? {
+            let full = join_artifact_path(&self.root, path);
+            let (dir, name) = full.rsplit_once('/').unwrap_or(("", full.as_str()));
+            let upload = multipart::Upload {
+                http: &self.http,
+                base: &self.base,
+                dir,
+                name,
+                local,
+                size,
+                part_size: self.multipart.part_size_for(size),
+                workers: super::workers_from_env()?,
+                progress,
+            };
+            match upload.run()? {
+                Outcome::Uploaded => return Ok(()),
+                Outcome::Unsupported => {
+                    tracing::debug!(path, "the server's store has no multipart upload; sending one PUT");
+                    // Later large files skip the create request.
+                    self.set_multipart_offered(false);
+                }
+            }
+        }
+        let range = FileRange { path: local, offset: 0, len: None, progress };
+        self.http.upload(Method::PUT, &url, range, None).map(drop)
+    }
+
+    fn get_file(&self, path: &str, dest: &Path, progress: Option<&Progress>) -> Result<()> {
+        let url = self.file_url(path)?;
+        let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let mut part = tempfile::NamedTempFile::new_in(parent).map_err(|err| Error::io("creating a file in", parent, err))?;
+        self.http.download_with_progress(&url, part.as_file_mut(), progress)?;
+        part.persist(dest).map_err(|err| Error::io("renaming into", dest, err.error))?;
+        Ok(())
     }
 
     fn file_url(&self, path: &str) -> Result<Url> {
@@ -106,8 +189,11 @@ impl ArtifactRepository for MlflowArtifacts {
     }
 
     fn upload_file(&self, local: &Path, path: &str) -> Result<()> {
-        let url = self.file_url(path)?;
-        self.http.send(Method::PUT, &url, RequestBody::File(local)).map(drop)
+        self.put_file(local, path, None)
+    }
+
+    fn upload_file_with_progress(&self, local: &Path, path: &str, progress: &Arc<Progress>) -> Result<()> {
+        self.put_file(local, path, Some(progress))
     }
 
     fn upload_bytes(&self, bytes: &[u8], path: &str) -> Result<()> {
@@ -135,11 +221,10 @@ impl ArtifactRepository for MlflowArtifacts {
     }
 
     fn download_file(&self, path: &str, dest: &Path) -> Result<()> {
-        let url = self.file_url(path)?;
-        let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let mut part = tempfile::NamedTempFile::new_in(parent).map_err(|err| Error::io("creating a file in", parent, err))?;
-        self.http.download(&url, part.as_file_mut())?;
-        part.persist(dest).map_err(|err| Error::io("renaming into", dest, err.error))?;
-        Ok(())
+        self.get_file(path, dest, None)
+    }
+
+    fn download_file_with_progress(&self, path: &str, dest: &Path, progress: &Arc<Progress>) -> Result<()> {
+        self.get_file(path, dest, Some(progress))
     }
 }
