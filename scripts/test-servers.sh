@@ -1,34 +1,41 @@
 #!/usr/bin/env bash
-# Start or stop the two local MLflow servers that mlflowreg's tests use.
+# Start or stop the local MLflow servers that mlflowreg's tests use.
 #
 #   scripts/test-servers.sh start   stop any servers left from an earlier start,
-#                                   start both with fresh state, wait until their
+#                                   start them with fresh state, wait until their
 #                                   /health returns 200, write .test-servers/env
-#   scripts/test-servers.sh stop    stop both and wait until their processes exit
+#   scripts/test-servers.sh stop    stop them and wait until their processes exit
 #
-# Servers, both on 127.0.0.1 with a free port, a SQLite backend and proxied
+# Servers, all on 127.0.0.1 with a free port, a SQLite backend and proxied
 # artifact storage (--serve-artifacts):
 #   plain   MLflow's own registry store.
 #   strict  the strict registry fixture (tests/fixtures/strict_registry), which
 #           rejects a model version whose MLmodel has no python_function flavor
 #           with a loader_module key, as Azure ML's registry does.
+#   s3      artifacts in an S3 bucket served by moto's server mode (also on
+#           127.0.0.1), so the server offers multipart uploads through
+#           mlflow-artifacts/mpu. The moto process is started before it and
+#           stopped with it; its state is in .test-servers/moto/.
 #
 # State lives in <repo>/.test-servers/<name>/ (mlflow.db, artifacts/,
 # server.log, server.pid, port), and the next `start` deletes it. `start`
 # writes <repo>/.test-servers/env with the lines MLFLOWREG_TEST_TRACKING_URI=...
 # (plain) and MLFLOWREG_TEST_STRICT_URI=... (strict), for test scripts to
-# source. Needs the venv from scripts/setup.sh.
+# source, and MLFLOWREG_TEST_S3_URI=... (s3) with MLFLOWREG_TEST_MOTO_URI=...
+# (its S3 endpoint). Needs the venv from scripts/setup.sh.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 # MLFLOWREG_SERVER_STATE_DIR and MLFLOWREG_SERVERS (names separated by spaces)
 # let a caller run only some servers, in a folder of its own.
+# MLFLOWREG_SERVER_WORKERS sets each server's uvicorn worker processes
+# (default 1; bench/run.sh uses MLflow's own default of 4).
 STATE_DIR="${MLFLOWREG_SERVER_STATE_DIR:-$ROOT/.test-servers}"
 ENV_FILE="$STATE_DIR/env"
-read -r -a SERVER_NAMES <<<"${MLFLOWREG_SERVERS:-plain strict}"
-# Shared by both servers. Starting both (imports and SQLite migrations) took
-# 7 to 10 s on the 2-core development machine.
+read -r -a SERVER_NAMES <<<"${MLFLOWREG_SERVERS:-plain strict s3}"
+# Shared by all servers. Starting plain and strict (imports and SQLite
+# migrations) took 7 to 10 s on the 2-core development machine.
 START_TIMEOUT_SECONDS=90
 STOP_TIMEOUT_SECONDS=20
 # Launch attempts per server, for a port taken by another process between the
@@ -40,6 +47,16 @@ export DO_NOT_TRACK=true
 # With job execution on, mlflow 3.17.2 starts 8 more processes per server (a
 # job runner and huey consumers). No test uses jobs.
 export MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false
+
+# The s3 server's bucket and the fixed test credentials that moto accepts.
+S3_BUCKET=mlflowreg-test
+S3_ENV=(
+  AWS_ACCESS_KEY_ID=testing
+  AWS_SECRET_ACCESS_KEY=testing
+  AWS_DEFAULT_REGION=us-east-1
+  AWS_EC2_METADATA_DISABLED=true
+  MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD=true
+)
 
 log() {
   printf 'test-servers: %s\n' "$*"
@@ -119,7 +136,46 @@ stop_all() {
   for name in "${SERVER_NAMES[@]}"; do
     stop_server "$name" || status=1
   done
+  # moto outlives the s3 server in the list above, so it goes last.
+  stop_server moto || status=1
   return "$status"
+}
+
+wants_s3() {
+  local name
+  for name in "${SERVER_NAMES[@]}"; do
+    [ "$name" = s3 ] && return 0
+  done
+  return 1
+}
+
+# Start moto's S3 server on a free port, wait until it answers and create
+# the bucket. Sets MOTO_PORT.
+start_moto() {
+  local dir deadline
+  dir="$(server_dir moto)"
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  MOTO_PORT="$(free_ports 1)"
+  env "${S3_ENV[@]}" setsid "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" \
+    >"$dir/server.log" 2>&1 </dev/null &
+  printf '%s\n' "$!" >"$dir/server.pid"
+  printf '%s\n' "$MOTO_PORT" >"$dir/port"
+  deadline=$((SECONDS + 30))
+  until curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$MOTO_PORT/moto-api/" 2>/dev/null; do
+    if [ "$SECONDS" -ge "$deadline" ] || ! kill -0 "$(cat "$dir/server.pid")" 2>/dev/null; then
+      log "error: moto's S3 server did not answer on http://127.0.0.1:$MOTO_PORT within 30 s"
+      print_log_tail moto
+      return 1
+    fi
+    sleep 0.3
+  done
+  # moto accepts unsigned requests, so curl can create the bucket.
+  curl -fsS -o /dev/null --max-time 10 -X PUT "http://127.0.0.1:$MOTO_PORT/$S3_BUCKET" || {
+    log "error: creating bucket $S3_BUCKET on moto failed"
+    return 1
+  }
+  log "moto S3 server ready at http://127.0.0.1:$MOTO_PORT (bucket $S3_BUCKET)"
 }
 
 # Launch server NAME on PORT in its own session, so that its pid is also the
@@ -129,17 +185,24 @@ launch_server() {
   dir="$(server_dir "$name")"
   rm -rf "$dir"
   mkdir -p "$dir/artifacts"
+  local destination="$dir/artifacts"
+  if [ "$name" = s3 ]; then
+    destination="s3://$S3_BUCKET/$name"
+  fi
 
   local args=(
     server
     --host 127.0.0.1
     --port "$port"
-    --workers 1
+    --workers "${MLFLOWREG_SERVER_WORKERS:-1}"
     --backend-store-uri "sqlite:///$dir/mlflow.db"
     --serve-artifacts
-    --artifacts-destination "$dir/artifacts"
+    --artifacts-destination "$destination"
   )
   local env_args=()
+  if [ "$name" = s3 ]; then
+    env_args+=("${S3_ENV[@]}" "MLFLOW_S3_ENDPOINT_URL=http://127.0.0.1:$MOTO_PORT")
+  fi
   if [ "$name" = strict ]; then
     # Same database as the tracking store, opened through the fixture's
     # entry point (URI scheme strict-sqlite).
@@ -219,6 +282,12 @@ start_all() {
 
   stop_all
   mkdir -p "$STATE_DIR"
+  if wants_s3; then
+    start_moto || {
+      stop_all || true
+      exit 1
+    }
+  fi
 
   local ports name i deadline attempt status
   read -r -a ports <<<"$(free_ports "${#SERVER_NAMES[@]}")"
@@ -255,6 +324,10 @@ start_all() {
     fi
     if [ -f "$(server_dir strict)/port" ]; then
       printf 'MLFLOWREG_TEST_STRICT_URI=http://127.0.0.1:%s\n' "$(cat "$(server_dir strict)/port")"
+    fi
+    if [ -f "$(server_dir s3)/port" ]; then
+      printf 'MLFLOWREG_TEST_S3_URI=http://127.0.0.1:%s\n' "$(cat "$(server_dir s3)/port")"
+      printf 'MLFLOWREG_TEST_MOTO_URI=http://127.0.0.1:%s\n' "$(cat "$(server_dir moto)/port")"
     fi
   } >"$ENV_FILE.tmp"
   mv "$ENV_FILE.tmp" "$ENV_FILE"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run all of mlflowreg's tests against two local MLflow servers:
+# Run all of mlflowreg's tests against three local MLflow servers:
 #   1. scripts/setup.sh (Debian packages for R, the Python venv .venv)
 #   2. start the MLflow test servers (scripts/test-servers.sh) and the Azure ML
 #      stand-ins (scripts/azure-test-servers.sh), stopped again on exit
@@ -15,8 +15,10 @@
 # earlier steps comes before it.
 #
 # Tests find the servers through MLFLOWREG_TEST_TRACKING_URI (plain MLflow
-# registry), MLFLOWREG_TEST_STRICT_URI (strict registry fixture) and the
-# MLFLOWREG_TEST_AZUREML_* variables (Azure ML gateway double and Azurite).
+# registry), MLFLOWREG_TEST_STRICT_URI (strict registry fixture),
+# MLFLOWREG_TEST_S3_URI (artifacts in moto's S3, with multipart uploads) and
+# the MLFLOWREG_TEST_AZUREML_* variables (Azure ML gateway double and
+# Azurite).
 #
 # The fixtures are found through MLFLOWREG_TEST_FIXTURES and
 # MLFLOWREG_TEST_PYTHON, and the fake credentials of
@@ -142,8 +144,7 @@ set -a
 # shellcheck source=/dev/null
 source "$SERVER_STATE_DIR/env"
 set +a
-printf 'MLFLOWREG_TEST_TRACKING_URI=%s\nMLFLOWREG_TEST_STRICT_URI=%s\n' \
-  "$MLFLOWREG_TEST_TRACKING_URI" "$MLFLOWREG_TEST_STRICT_URI"
+cat "$SERVER_STATE_DIR/env"
 
 announce "start Azurite and the Azure ML gateway double (scripts/azure-test-servers.sh start)"
 bash "$ROOT/scripts/azure-test-servers.sh" start || {
