@@ -5,9 +5,10 @@
 # parse, io, configuration, unreachable, not_found, already_exists, api,
 # registration, unsupported, unsafe_model, incomplete_model (files of a
 # model missing or of the wrong size), authentication (a token that is
-# missing, expired, rejected or could not be renewed) and storage (Azure
+# missing, expired, rejected or could not be renewed), storage (Azure
 # Blob Storage refused or did not finish a transfer; `status` is NULL when no
-# response arrived). An operation stopped with Ctrl-C raises R's interrupt
+# response arrived) and cancelled (a progress function failed during a
+# transfer). An operation stopped with Ctrl-C raises R's interrupt
 # condition, not an error.
 
 mlflowreg_abort <- function(message, kind, ..., call = rlang::caller_env()) {

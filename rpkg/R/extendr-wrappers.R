@@ -57,4 +57,21 @@ download_model_ <- function(tracking_uri, origin, model_uri, dest) {
 tracking_ <- function(tracking_uri, origin, operation, args_json) {
   .Call(wrap__tracking_, tracking_uri, origin, operation, args_json)
 }
+log_artifact_ <- function(tracking_uri, origin, run_id, path, artifact_path, progress) {
+  .Call(wrap__log_artifact_, tracking_uri, origin, run_id, path, artifact_path, progress)
+}
+download_artifacts_ <- function(tracking_uri, origin, run_id, path, dest, progress) {
+  .Call(wrap__download_artifacts_, tracking_uri, origin, run_id, path, dest, progress)
+}
+log_model_transfer_ <- function(tracking_uri, origin, run_id, artifact_path, serialized, progress) {
+  .Call(wrap__log_model_transfer_, tracking_uri, origin, run_id, artifact_path, serialized, progress)
+}
+download_model_transfer_ <- function(tracking_uri, origin, model_uri, dest, progress) {
+  .Call(wrap__download_model_transfer_, tracking_uri, origin, model_uri, dest, progress)
+}
+log_model_register_transfer_ <- function(tracking_uri, origin, run_id, artifact_root, artifact_path, serialized,
+                                         name, await_secs, profile, progress) {
+  .Call(wrap__log_model_register_transfer_, tracking_uri, origin, run_id, artifact_root, artifact_path,
+    serialized, name, await_secs, profile, progress)
+}
 take_events_ <- function() .Call(wrap__take_events_)

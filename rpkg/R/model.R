@@ -72,7 +72,18 @@ mlflow_log_model <- function(model, artifact_path, ..., registered_model_name = 
   client <- resolve_client(client)
   run_id <- active_run_id_or_start(client)
 
-  logged <- rust_call(log_model_, client, run_id, artifact_path, serialize(fn, NULL))
+  serialized <- serialize(fn, NULL)
+  if (is.null(registered_model_name)) {
+    logged <- transfer_call(log_model_transfer_, client, "Uploading model", run_id, artifact_path, serialized)
+  } else {
+    # One call logs and registers, which saves the round trips that
+    # resolve and re-check the logged model. A registration that fails
+    # after the upload comes back in `registration_error`, raised below.
+    both <- transfer_call(log_model_register_transfer_, client, "Uploading model", run_id,
+      known_artifact_uri(run_id), artifact_path, serialized, registered_model_name,
+      as.numeric(await_registration_for), "")
+    logged <- both$logged
+  }
   for (message in unlist(logged$warnings)) {
     rlang::warn(message, class = "mlflowreg_warning")
   }
@@ -85,10 +96,7 @@ mlflow_log_model <- function(model, artifact_path, ..., registered_model_name = 
   )
   if (!is.null(registered_model_name)) {
     result$model_version <- tryCatch(
-      new_model_version(rust_call(
-        register_model_, client, logged$model_uri, registered_model_name, "",
-        as.numeric(await_registration_for), ""
-      )),
+      new_model_version(registration_result(both)),
       mlflowreg_error = function(err) {
         mlflowreg_abort(
           c(
@@ -138,7 +146,8 @@ mlflow_load_model <- function(model_uri, flavor = NULL, client = NULL) {
   }
   staging <- tempfile("mlflowreg-model-")
   on.exit(unlink(staging, recursive = TRUE), add = TRUE)
-  dir <- rust_json(invoke_rust(client, download_model_, model_uri, staging))
+  progress <- transfer_progress("Downloading model", envir = environment())
+  dir <- rust_json(with_artifact_workers(invoke_rust(client, download_model_transfer_, model_uri, staging, progress)))
   mlmodel <- rust_json(read_mlmodel_(dir))
   crate_flavor <- mlmodel$flavors$crate
   if (is.null(crate_flavor)) {
@@ -434,4 +443,23 @@ with_formula_env <- function(formula, call) {
   }
   environment(formula) <- env
   formula
+}
+
+# Returns the model version of a log-and-register call, or raises its
+# registration error as the classed condition the Rust error record names.
+registration_result <- function(both, call = rlang::caller_env()) {
+  failure <- both$registration_error
+  if (is.null(failure)) {
+    return(both$model_version)
+  }
+  record <- structure(
+    list(
+      kind = failure$kind,
+      message = failure$message,
+      status = if (is.null(failure$status)) NA_integer_ else as.integer(failure$status),
+      error_code = failure$error_code %||% ""
+    ),
+    class = "mlflowreg_rust_error"
+  )
+  rust_result(record, call = call)
 }

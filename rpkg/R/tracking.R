@@ -175,7 +175,8 @@ mlflow_start_run <- function(run_id = NULL, experiment_id = NULL, start_time = N
     experiment <- experiment_id %||% active_experiment_id(client)
     run <- rust_call(create_run_, client, experiment, "", start_ms, tags_json(tags_list))
   }
-  .globals$run_stack <- c(.globals$run_stack, list(list(run_id = run$info$run_id, client = client)))
+  entry <- list(run_id = run$info$run_id, client = client, artifact_uri = run$info$artifact_uri)
+  .globals$run_stack <- c(.globals$run_stack, list(entry))
   new_run(run)
 }
 

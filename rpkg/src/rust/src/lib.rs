@@ -22,6 +22,8 @@ mod registry;
 mod tracking;
 use serde::Serialize;
 
+mod transfer;
+
 /// The last client built, reused while the tracking URI and the `MLFLOW_*`
 /// settings stay the same, so connections are pooled across calls.
 static CLIENT_CACHE: Mutex<Option<(String, Client)>> = Mutex::new(None);
@@ -44,7 +46,7 @@ const CLIENT_ENV: [&str; 13] = [
     "MLFLOWREG_ARTIFACT_WORKERS",
 ];
 
-fn client(tracking_uri: &str, origin: &str) -> Result<Client, Error> {
+pub(crate) fn client(tracking_uri: &str, origin: &str) -> Result<Client, Error> {
     events::install();
     let mut key = format!("{tracking_uri}\u{0}{origin}");
     // A relative local store path such as the default "mlruns" resolves
@@ -283,7 +285,7 @@ fn get_model_version_(tracking_uri: &str, origin: &str, name: &str, version: &st
 
 /// Parses the R side's profile argument: "" picks the profile from the
 /// tracking URI, "none" skips the check.
-fn profile_choice(profile: &str) -> Result<Option<Option<Profile>>, Error> {
+pub(crate) fn profile_choice(profile: &str) -> Result<Option<Option<Profile>>, Error> {
     match profile {
         "" => Ok(Some(None)),
         "none" => Ok(None),
@@ -420,6 +422,7 @@ fn download_model_(tracking_uri: &str, origin: &str, model_uri: &str, dest: &str
 
 extendr_module! {
     mod mlflowreg;
+    use transfer;
     fn save_model_;
     fn read_mlmodel_;
     fn read_crate_;
