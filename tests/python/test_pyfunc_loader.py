@@ -1,6 +1,9 @@
 """End-to-end tests of the mlflowreg pyfunc loader: MLflow loads real R crates and runs them."""
 
+import concurrent.futures
+import gc
 import importlib.util
+import os
 import struct
 import subprocess
 import tempfile
@@ -540,3 +543,104 @@ def test_text_in_c_locale(crate_model, monkeypatch):
     result = model.predict(pd.DataFrame({"text": ["\u00e9", "\u6771\u4eac", "a"]}))
     assert result["chars"].tolist() == [1, 2, 1]
     assert result["text"].tolist() == ["\u00e9", "\u6771\u4eac", "a"]
+
+
+# The R worker process: one per loaded model, reused, restarted when it dies
+
+R_PID = "function(data) data.frame(pid = Sys.getpid(), x = data$x)"
+
+
+def worker_pid(model, x=1.0):
+    return int(model.predict(pd.DataFrame({"x": [x]}))["pid"].iloc[0])
+
+
+def process_exists(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_worker_reused_across_calls(crate_model):
+    model = crate_model(R_PID)
+    pids = {worker_pid(model, x) for x in (1.0, 2.0, 3.0)}
+    assert len(pids) == 1
+
+
+def test_separate_models_get_separate_workers(crate_model):
+    first = crate_model(R_PID)
+    second = crate_model(R_PID)
+    assert worker_pid(first) != worker_pid(second)
+
+
+def test_worker_restarted_after_exit(crate_model):
+    model = crate_model(
+        "function(data) { if (data$x[1] < 0) quit(status = 3L); "
+        "data.frame(pid = Sys.getpid(), x = data$x) }"
+    )
+    first_pid = worker_pid(model)
+    with pytest.raises(RuntimeError, match="exited with status 3") as error:
+        model.predict(pd.DataFrame({"x": [-1.0]}))
+    assert type(error.value).__name__ == "RPredictError"
+    second_pid = worker_pid(model)
+    assert second_pid != first_pid
+    assert not process_exists(first_pid)
+
+
+def test_worker_restarted_after_timeout(crate_model, monkeypatch):
+    model = crate_model(
+        "function(data) { if (data$x[1] < 0) Sys.sleep(60); "
+        "data.frame(pid = Sys.getpid(), x = data$x) }"
+    )
+    first_pid = worker_pid(model)
+    monkeypatch.setenv("MLFLOWREG_PREDICT_TIMEOUT", "2")
+    with pytest.raises(TimeoutError):
+        model.predict(pd.DataFrame({"x": [-1.0]}))
+    assert not process_exists(first_pid)
+    monkeypatch.delenv("MLFLOWREG_PREDICT_TIMEOUT")
+    assert worker_pid(model) != first_pid
+
+
+def test_worker_stops_with_model(crate_model):
+    model = crate_model(R_PID)
+    pid = worker_pid(model)
+    del model
+    gc.collect()
+    deadline = time.monotonic() + 10
+    while process_exists(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not process_exists(pid)
+
+
+def test_r_output_kept_off_the_pipes(crate_model, caplog):
+    # Printed output, messages and a child process writing to the real
+    # stdout must not mix with the responses.
+    model = crate_model(
+        'function(data) { print(data); cat("noise\\n"); message("note"); '
+        'system("echo child output; echo child error 1>&2"); data }'
+    )
+    with caplog.at_level("DEBUG", logger="mlflowreg_pyfunc"):
+        for value in (1.0, 2.0):
+            result = model.predict(pd.DataFrame({"x": [value]}))
+            assert result["x"].tolist() == [value]
+    assert "noise" in caplog.text
+    assert "note" in caplog.text
+
+
+def test_concurrent_predicts_share_one_worker(crate_model):
+    model = crate_model(R_PID)
+
+    def call(value):
+        return worker_pid(model, value), value
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(call, [float(i) for i in range(12)]))
+    assert len({pid for pid, _ in results}) == 1
+
+
+def test_crate_error_reported_on_every_call(crate_model):
+    model = crate_model("42")
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="loading the crate"):
+            model.predict(pd.DataFrame({"x": [1.0]}))

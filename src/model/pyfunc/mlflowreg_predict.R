@@ -1,14 +1,33 @@
 # R side of the mlflowreg python_function flavor.
 #
-# Usage: Rscript --vanilla mlflowreg_predict.R <crate> <input> <output> <error>
+# Two modes:
 #
-# Loads the R function from <crate> (written by saveRDS(serialize(fn, NULL))),
-# reads a data frame from <input>, calls the function on it as R mlflow does
-# (do.call(fn, list(data))) and writes the result to <output>. mlflowreg_pyfunc.py
-# starts this script and must use the same exchange format. On any error the
-# script writes the failed step on the first line of <error>, R's condition
-# message on the following lines, and exits with status 1. It needs only base R
-# and whatever packages the crate itself uses.
+#   Rscript --vanilla mlflowreg_predict.R <crate> <input> <output> <error>
+#     One prediction: loads the R function from <crate> (written by
+#     saveRDS(serialize(fn, NULL))), reads a data frame from <input>, calls the
+#     function on it as R mlflow does (do.call(fn, list(data))) and writes the
+#     result to <output>. On any error it writes the failed step on the first
+#     line of <error>, R's condition message on the following lines, and exits
+#     with status 1.
+#
+#   Rscript --vanilla mlflowreg_predict.R --worker <crate> <request fd> <response fd>
+#     A worker that serves predictions until its request pipe closes, so R
+#     starts and loads the crate once per model instead of once per call.
+#     mlflowreg_pyfunc.py starts it and passes the two pipe ends as file
+#     descriptors; the worker reads them through /dev/fd (Linux and macOS).
+#     Protocol, all numbers little-endian:
+#       request  = "MLFLOWREGQ" | int32 byte length | UTF-8 work directory |
+#                  float64 byte length | input in the exchange format
+#       response = int32 status | float64 byte length | body
+#     Status 0: the body is the result in the exchange format. Status 1: the
+#     body is the failed step, a newline and R's condition message (UTF-8).
+#     For each request the worker points TMPDIR and R's session temporary
+#     directory into the work directory, which the caller deletes afterwards,
+#     and diverts R's output and messages (warnings included) to stdout.txt and
+#     stderr.txt in it, so the pipes carry nothing but the protocol.
+#
+# mlflowreg_pyfunc.py must use the same exchange format. The script needs only
+# base R and whatever packages the crate itself uses.
 #
 # Exchange format, version 1 (the same layout in both directions):
 #
@@ -106,7 +125,10 @@ read_column <- function(con, nrow) {
 read_exchange_input <- function(path) {
   con <- file(path, "rb")
   on.exit(close(con))
+  read_exchange(con)
+}
 
+read_exchange <- function(con) {
   magic <- readBin(con, "raw", n = nchar(EXCHANGE_MAGIC))
   if (!identical(magic, charToRaw(EXCHANGE_MAGIC))) {
     stop(sprintf("input file is not an mlflowreg exchange file: it does not start with '%s'",
@@ -212,6 +234,22 @@ write_column <- function(con, name, values, nrow) {
 }
 
 write_exchange_result <- function(path, result) {
+  parts <- exchange_parts(result)
+  con <- file(path, "wb")
+  on.exit(close(con))
+  write_exchange(con, parts$kind, parts$nrow, parts$names, parts$columns)
+}
+
+# Returns the result as raw bytes in the exchange format.
+exchange_bytes <- function(result) {
+  parts <- exchange_parts(result)
+  con <- rawConnection(raw(0L), "wb")
+  on.exit(close(con))
+  write_exchange(con, parts$kind, parts$nrow, parts$names, parts$columns)
+  rawConnectionValue(con)
+}
+
+exchange_parts <- function(result) {
   if (is.matrix(result)) {
     # Columns of an unnamed matrix are named V1, V2, ... as in as.data.frame().
     result <- as.data.frame(result, stringsAsFactors = FALSE)
@@ -232,9 +270,10 @@ write_exchange_result <- function(path, result) {
                         "vector, a matrix or a data frame"),
                  paste(class(result), collapse = "/")))
   }
+  list(kind = kind, nrow = nrow, names = names, columns = columns)
+}
 
-  con <- file(path, "wb")
-  on.exit(close(con))
+write_exchange <- function(con, kind, nrow, names, columns) {
   writeBin(charToRaw(EXCHANGE_MAGIC), con)
   write_int32(con, EXCHANGE_VERSION)
   write_int32(con, kind)
@@ -264,10 +303,105 @@ write_error <- function(path, step, condition) {
   writeBin(charToRaw(paste0(paste(text, collapse = "\n"), "\n")), con)
 }
 
+# Worker mode
+
+REQUEST_MAGIC <- "MLFLOWREGQ"
+
+read_exact <- function(con, n) {
+  bytes <- readBin(con, "raw", n = n)
+  if (length(bytes) != n) {
+    stop("request pipe closed in the middle of a request")
+  }
+  bytes
+}
+
+# Returns the next request as a list, or NULL when the pipe was closed.
+read_request <- function(con) {
+  magic <- readBin(con, "raw", n = nchar(REQUEST_MAGIC))
+  if (length(magic) == 0L) {
+    return(NULL)
+  }
+  if (!identical(magic, charToRaw(REQUEST_MAGIC))) {
+    stop("request does not start with ", REQUEST_MAGIC)
+  }
+  dir_length <- readBin(con, "integer", n = 1L, size = 4L, endian = "little")
+  work_dir <- rawToChar(read_exact(con, dir_length))
+  Encoding(work_dir) <- "UTF-8"
+  payload_length <- readBin(con, "double", n = 1L, size = 8L, endian = "little")
+  list(work_dir = work_dir, payload = read_exact(con, payload_length))
+}
+
+write_response <- function(con, status, body) {
+  write_int32(con, status)
+  writeBin(as.double(length(body)), con, size = 8L, endian = "little")
+  writeBin(body, con)
+  flush(con)
+}
+
+# Runs one request and returns list(status, body).
+serve_request <- function(request, crate_path, state) {
+  Sys.setenv(TMPDIR = request$work_dir)
+  # The caller deleted the previous work directory with R's temporary
+  # directory in it; check = TRUE makes R create a new one below TMPDIR.
+  invisible(tempdir(check = TRUE))
+  output <- file(file.path(request$work_dir, "stdout.txt"), "w")
+  messages <- file(file.path(request$work_dir, "stderr.txt"), "w")
+  sink(output)
+  sink(messages, type = "message")
+  on.exit({
+    sink(type = "message")
+    sink()
+    close(messages)
+    close(output)
+  })
+
+  step <- "starting"
+  tryCatch({
+    step <- "loading the crate"
+    if (is.null(state$model)) {
+      state$model <- load_crate(crate_path)
+    }
+    step <- "reading the model input"
+    input <- rawConnection(request$payload, "rb")
+    data <- tryCatch(read_exchange(input), finally = close(input))
+    step <- "calling the model"
+    result <- do.call(state$model, list(data))
+    step <- "writing the model result"
+    list(status = 0L, body = exchange_bytes(result))
+  }, error = function(condition) {
+    text <- enc2utf8(paste0(step, "\n", conditionMessage(condition)))
+    list(status = 1L, body = charToRaw(text))
+  })
+}
+
+worker_main <- function(args) {
+  if (length(args) != 3L) {
+    message("usage: Rscript --vanilla mlflowreg_predict.R --worker <crate> <request fd> <response fd>")
+    quit(save = "no", status = 2L)
+  }
+  # raw = TRUE: R reads and writes pipes as they are, without checking for
+  # compression headers.
+  requests <- file(sprintf("/dev/fd/%s", args[[2L]]), "rb", raw = TRUE)
+  responses <- file(sprintf("/dev/fd/%s", args[[3L]]), "wb", raw = TRUE)
+  state <- new.env()
+  repeat {
+    request <- read_request(requests)
+    if (is.null(request)) {
+      break
+    }
+    response <- serve_request(request, args[[1L]], state)
+    write_response(responses, response$status, response$body)
+  }
+  quit(save = "no", status = 0L)
+}
+
 main <- function(args) {
   # Print warnings as they happen: quit() below ends the session before R's
   # deferred top-level warnings would be printed.
   options(warn = 1L)
+  if (length(args) >= 1L && identical(args[[1L]], "--worker")) {
+    worker_main(args[-1L])
+  }
   if (length(args) != 4L) {
     message("usage: Rscript --vanilla mlflowreg_predict.R <crate> <input> <output> <error>")
     quit(save = "no", status = 2L)

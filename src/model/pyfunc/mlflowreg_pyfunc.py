@@ -2,13 +2,23 @@
 
 MLflow imports this module as the flavor's ``loader_module`` after it puts the
 model's ``code`` directory on ``sys.path``, and calls ``_load_pyfunc`` with the
-path of ``crate.bin``. Each ``predict`` call writes the input to a file, runs
-``Rscript --vanilla mlflowreg_predict.R <crate> <input> <output> <error>``
-and reads the R result back from the output file. ``mlflowreg_predict.R``
-is taken from the model's ``code`` directory, and both files must speak the
-same exchange format. Because of ``--vanilla``, R reads no ``~/.Rprofile`` or
-``~/.Renviron``, so packages that the crate needs must be installed in R's
-default library paths or in a directory named by ``R_LIBS`` in the environment.
+path of ``crate.bin``. The first ``predict`` call starts one R worker process,
+``Rscript --vanilla mlflowreg_predict.R --worker <crate> <request fd>
+<response fd>``, which loads the crate once and then serves every later call
+of that model over two pipes (the protocol is described in
+``mlflowreg_predict.R``). A worker that died, or that was started by another
+process before a fork, is replaced on the next call. A call that runs longer
+than ``MLFLOWREG_PREDICT_TIMEOUT`` seconds kills the worker and its children.
+``mlflowreg_predict.R`` is taken from the model's ``code`` directory, and both
+files must speak the same exchange format. Because of ``--vanilla``, R reads
+no ``~/.Rprofile`` or ``~/.Renviron``, so packages that the crate needs must
+be installed in R's default library paths or in a directory named by
+``R_LIBS`` in the environment.
+
+Each call gets a temporary work directory, removed when the call returns:
+R's ``tempdir()`` lives in it during the call, and R's printed output and
+messages go to files in it, which are logged (output at DEBUG, messages and
+warnings at WARNING level).
 
 Exchange format, version 1 (the same layout in both directions):
 
@@ -36,14 +46,19 @@ All numbers are little-endian. R integers are 32-bit and R reserves -2^31 for
 NA, so that value is never a valid integer in the exchange.
 """
 
+import collections
 import logging
 import math
 import os
+import select
 import shutil
 import signal
 import struct
 import subprocess
 import tempfile
+import threading
+import time
+import weakref
 
 import numpy as np
 import pandas as pd
@@ -57,6 +72,13 @@ DEFAULT_TIMEOUT_SECONDS = 600.0
 _R_SCRIPT_NAME = "mlflowreg_predict.R"
 
 _MAGIC = b"MLFLOWREGX"
+_REQUEST_MAGIC = b"MLFLOWREGQ"
+_STATUS_OK = 0
+_STATUS_R_ERROR = 1
+# Characters of the worker's own stderr kept for error messages.
+_STDERR_TAIL_CHARS = 2000
+# Seconds a worker gets to exit after its request pipe is closed.
+_STOP_GRACE_SECONDS = 2.0
 _FORMAT_VERSION = 1
 
 _KIND_DATA_FRAME = 1
@@ -85,19 +107,23 @@ class RPredictError(RuntimeError):
 
 
 class _RCrateModel:
-    """R function stored in a crate file, run in a fresh Rscript process per predict call."""
+    """R function stored in a crate file, run by one R worker process per model."""
 
     def __init__(self, crate_path, script_path):
         self.crate_path = crate_path
         self.script_path = script_path
+        self._worker = None
+        # Serving frameworks may call predict from several threads, and the
+        # worker runs one request at a time.
+        self._lock = threading.Lock()
 
     def predict(self, model_input, params=None):
         """Run the R function on ``model_input`` and return its result.
 
         An R atomic vector becomes a pandas Series, and an R data frame or
         matrix becomes a DataFrame with R's column names. Raises RPredictError
-        with R's error message when R fails, and TimeoutError when Rscript runs
-        longer than MLFLOWREG_PREDICT_TIMEOUT seconds.
+        with R's error message when R fails, and TimeoutError when the call
+        takes longer than MLFLOWREG_PREDICT_TIMEOUT seconds.
         """
         if params:
             raise ValueError(
@@ -108,28 +134,214 @@ class _RCrateModel:
         payload = _encode_data_frame(frame)
         rscript = _find_rscript()
         timeout = _read_timeout()
+        deadline = time.monotonic() + timeout
 
-        with tempfile.TemporaryDirectory(prefix="mlflowreg-") as work_dir:
-            input_path = os.path.join(work_dir, "input.bin")
-            output_path = os.path.join(work_dir, "output.bin")
-            error_path = os.path.join(work_dir, "error.txt")
-            with open(input_path, "wb") as handle:
-                handle.write(payload)
+        with self._lock:
+            work_dir = tempfile.mkdtemp(prefix="mlflowreg-")
+            try:
+                worker = self._current_worker(rscript, work_dir)
+                try:
+                    status, body = worker.request(work_dir, payload, deadline)
+                except TimeoutError:
+                    self._stop_worker()
+                    raise TimeoutError(
+                        f"the R model returned no result within {timeout:g} seconds, so its R "
+                        f"process was killed. Set {TIMEOUT_ENV} to allow more time."
+                    ) from None
+                except _WorkerDied as died:
+                    self._stop_worker()
+                    raise RPredictError(str(died)) from None
+                _log_r_output(work_dir)
+            finally:
+                shutil.rmtree(work_dir, ignore_errors=True)
 
-            command = [
-                rscript,
-                "--vanilla",
-                self.script_path,
-                self.crate_path,
-                input_path,
-                output_path,
-                error_path,
-            ]
-            _run_rscript(command, work_dir, timeout, error_path)
+        if status == _STATUS_OK:
+            return _decode_exchange(body)
+        step, _, condition = body.decode("utf-8", errors="replace").partition("\n")
+        raise RPredictError(f"R prediction failed while {step}: {condition}")
 
-            with open(output_path, "rb") as handle:
-                result = handle.read()
-        return _decode_exchange(result)
+    def _current_worker(self, rscript, work_dir):
+        worker = self._worker
+        if worker is not None and not worker.usable(rscript):
+            self._stop_worker()
+            worker = None
+        if worker is None:
+            worker = _RWorker(rscript, self.script_path, self.crate_path, work_dir)
+            self._worker = worker
+            # Stops the worker when the model is garbage collected or Python exits.
+            self._finalizer = weakref.finalize(self, worker.stop)
+        return worker
+
+    def _stop_worker(self):
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker = None
+
+
+class _WorkerDied(Exception):
+    """The R worker exited or closed its pipes during a request."""
+
+
+class _RWorker:
+    """One ``mlflowreg_predict.R --worker`` process and its two pipes."""
+
+    def __init__(self, rscript, script_path, crate_path, work_dir):
+        self.rscript = rscript
+        self.owner_pid = os.getpid()
+        self._stderr_tail = collections.deque(maxlen=_STDERR_TAIL_CHARS)
+        request_read, self._request_write = os.pipe()
+        self._response_read, response_write = os.pipe()
+        try:
+            # A new session makes R the leader of its own process group, so a
+            # timeout also kills processes that the model started with system().
+            # TMPDIR puts R's first session temporary directory in the work
+            # directory of the first request.
+            self.process = subprocess.Popen(
+                [
+                    rscript,
+                    "--vanilla",
+                    script_path,
+                    "--worker",
+                    crate_path,
+                    str(request_read),
+                    str(response_write),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=dict(os.environ, TMPDIR=work_dir),
+                pass_fds=(request_read, response_write),
+                start_new_session=True,
+            )
+        except BaseException:
+            os.close(self._request_write)
+            os.close(self._response_read)
+            raise
+        finally:
+            os.close(request_read)
+            os.close(response_write)
+        # Non-blocking, so a request never blocks past its deadline when R
+        # stops reading.
+        os.set_blocking(self._request_write, False)
+        for stream, level in ((self.process.stdout, logging.DEBUG), (self.process.stderr, logging.WARNING)):
+            threading.Thread(target=self._drain, args=(stream, level), daemon=True).start()
+
+    def _drain(self, stream, level):
+        """Log what R or its child processes write to the real stdout or stderr."""
+        for line in iter(stream.readline, b""):
+            text = line.decode("utf-8", errors="replace")
+            if level == logging.WARNING:
+                self._stderr_tail.extend(text)
+            _LOGGER.log(level, "R worker %d: %s", self.process.pid, text.rstrip("\n"))
+        stream.close()
+
+    def usable(self, rscript):
+        return (
+            self.process.poll() is None
+            and self.owner_pid == os.getpid()
+            and self.rscript == rscript
+        )
+
+    def request(self, work_dir, payload, deadline):
+        """Send one request and return ``(status, body)``."""
+        directory = work_dir.encode("utf-8")
+        header = (
+            _REQUEST_MAGIC
+            + struct.pack("<i", len(directory))
+            + directory
+            + struct.pack("<d", float(len(payload)))
+        )
+        try:
+            _write_all(self._request_write, header, deadline)
+            _write_all(self._request_write, payload, deadline)
+        except BrokenPipeError:
+            raise _WorkerDied(self._describe_exit()) from None
+        status = struct.unpack("<i", self._read_exact(4, deadline))[0]
+        length = struct.unpack("<d", self._read_exact(8, deadline))[0]
+        body = self._read_exact(int(length), deadline)
+        if status not in (_STATUS_OK, _STATUS_R_ERROR):
+            raise _WorkerDied(f"the R worker sent an unknown status {status}")
+        return status, body
+
+    def _read_exact(self, size, deadline):
+        chunks = []
+        remaining = size
+        while remaining > 0:
+            _wait_for(self._response_read, deadline, readable=True)
+            chunk = os.read(self._response_read, min(remaining, 1 << 20))
+            if not chunk:
+                raise _WorkerDied(self._describe_exit())
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+
+    def _describe_exit(self):
+        try:
+            returncode = self.process.wait(timeout=_STOP_GRACE_SECONDS)
+            message = f"the R worker exited with status {returncode} during the prediction"
+        except subprocess.TimeoutExpired:
+            message = "the R worker closed its response pipe during the prediction"
+        stderr_text = "".join(self._stderr_tail).strip()
+        if stderr_text:
+            message += f"\nRscript stderr (last {_STDERR_TAIL_CHARS} characters):\n{stderr_text}"
+        return message
+
+    def stop(self):
+        """Close the request pipe, so R exits, and kill the process group if it does not."""
+        for fd_name in ("_request_write", "_response_read"):
+            fd = getattr(self, fd_name, None)
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+                setattr(self, fd_name, None)
+        if self.owner_pid != os.getpid():
+            return
+        try:
+            self.process.wait(timeout=_STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            pass
+        _kill_process_group(self.process)
+        self.process.wait()
+
+
+def _wait_for(fd, deadline, readable):
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError()
+    if readable:
+        ready, _, _ = select.select([fd], [], [], remaining)
+    else:
+        _, ready, _ = select.select([], [fd], [], remaining)
+    if not ready:
+        raise TimeoutError()
+
+
+def _write_all(fd, data, deadline):
+    """Write all of ``data`` to the non-blocking pipe ``fd`` before ``deadline``."""
+    view = memoryview(data)
+    while view:
+        _wait_for(fd, deadline, readable=False)
+        try:
+            written = os.write(fd, view[: 1 << 20])
+        except BlockingIOError:
+            continue
+        view = view[written:]
+
+
+def _log_r_output(work_dir):
+    """Log what R printed (DEBUG) and its messages and warnings (WARNING)."""
+    for name, level in (("stdout.txt", logging.DEBUG), ("stderr.txt", logging.WARNING)):
+        path = os.path.join(work_dir, name)
+        try:
+            with open(path, "rb") as handle:
+                text = handle.read().decode("utf-8", errors="replace").strip()
+        except FileNotFoundError:
+            continue
+        if text:
+            label = "printed to stdout" if level == logging.DEBUG else "wrote to stderr"
+            _LOGGER.log(level, "R model %s:\n%s", label, text)
 
 
 def _load_pyfunc(data_path, model_config=None):
@@ -203,50 +415,6 @@ def _read_timeout():
     return seconds
 
 
-def _run_rscript(command, work_dir, timeout, error_path):
-    """Run Rscript and raise RPredictError or TimeoutError when it fails.
-
-    R's session temporary directory is placed inside ``work_dir`` through
-    TMPDIR, so it is removed with ``work_dir`` even when R is killed.
-    """
-    environment = dict(os.environ, TMPDIR=work_dir)
-    # A new session makes Rscript the leader of its own process group, so a
-    # timeout also kills processes that the model started with system().
-    process = subprocess.Popen(
-        command,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=environment,
-        start_new_session=True,
-    )
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_process_group(process)
-        process.communicate()
-        raise TimeoutError(
-            f"Rscript timed out after {timeout:g} seconds and was killed. "
-            f"Set {TIMEOUT_ENV} to allow more time."
-        ) from None
-    except BaseException:
-        _kill_process_group(process)
-        process.communicate()
-        raise
-
-    stdout_text = stdout.decode("utf-8", errors="replace").strip()
-    stderr_text = stderr.decode("utf-8", errors="replace").strip()
-    if stdout_text:
-        _LOGGER.debug("R model printed to stdout:\n%s", stdout_text)
-
-    if process.returncode == 0:
-        if stderr_text:
-            _LOGGER.warning("R model wrote to stderr:\n%s", stderr_text)
-        return
-
-    raise RPredictError(_describe_r_failure(process.returncode, error_path, stderr_text))
-
-
 def _kill_process_group(process):
     if hasattr(os, "killpg"):
         try:
@@ -255,24 +423,6 @@ def _kill_process_group(process):
             pass
     else:
         process.kill()
-
-
-def _describe_r_failure(returncode, error_path, stderr_text):
-    """Build the error message for a failed Rscript run.
-
-    mlflowreg_predict.R writes the failed step on the first line of the error
-    file and R's condition message on the following lines. Without that file
-    (for example when R crashed), the exit status and stderr are all there is.
-    """
-    message = f"Rscript exited with status {returncode}"
-    if os.path.isfile(error_path):
-        with open(error_path, "rb") as handle:
-            text = handle.read().decode("utf-8", errors="replace").rstrip("\n")
-        step, _, condition = text.partition("\n")
-        message = f"R prediction failed while {step}: {condition}"
-    if stderr_text:
-        message += f"\nRscript stderr (last 2000 characters):\n{stderr_text[-2000:]}"
-    return message
 
 
 # Input conversion
