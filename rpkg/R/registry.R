@@ -33,11 +33,38 @@ profile_arg <- function(profile, arg = rlang::caller_arg(profile), call = rlang:
 
 #' Create a registered model
 #'
-#' @param name Name of the registered model.
-#' @param tags Named list of tags.
-#' @param description Description, or `NULL`.
-#' @param client A client, or `NULL` for the default.
-#' @return The registered model, a list of class `mlflow_registered_model`.
+#' Creates an empty registered model, to which [mlflow_create_model_version()]
+#' adds versions. [mlflow_register_model()] and [mlflow_log_model()] create
+#' it when missing, so this is needed only to set tags or a description
+#' first.
+#'
+#' @param name A non-empty string: the registered model's name. No default.
+#' @param tags A named list (or named character vector) of scalar tag
+#'   values, or `NULL` (default) for none.
+#' @param description A string, or `NULL` (default) for none.
+#' @param client A client from [mlflow_client()], or `NULL` (default) for
+#'   the default client.
+#' @return The registered model: a list of class `mlflow_registered_model`
+#'   with the server's fields (`name`, `creation_timestamp`, `description`,
+#'   `latest_versions`, `tags`, `aliases`, ...).
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument has the wrong type.
+#' * `mlflowreg_error_already_exists`: a registered model of that name
+#'   exists.
+#' * `mlflowreg_error_unreachable`: the server could not be reached.
+#' * `mlflowreg_error_api`: the server rejected the request; `status` and
+#'   `error_code` say why.
+#'
+#' See [mlflowreg_conditions].
+#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
+#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' name <- "mlflowreg-example-registered"
+#' model <- tryCatch(
+#'   mlflow_create_registered_model(name, tags = list(team = "pricing"),
+#'     description = "Linear model of fuel use"),
+#'   mlflowreg_error_already_exists = function(e) mlflow_get_registered_model(name)
+#' )
+#' model
 #' @export
 mlflow_create_registered_model <- function(name, tags = NULL, description = NULL, client = NULL) {
   check_model_name(name)
@@ -50,7 +77,25 @@ mlflow_create_registered_model <- function(name, tags = NULL, description = NULL
 #' Get a registered model
 #'
 #' @inheritParams mlflow_create_registered_model
-#' @return The registered model, a list of class `mlflow_registered_model`.
+#' @return The registered model: a list of class `mlflow_registered_model`,
+#'   as [mlflow_create_registered_model()] returns it, with the latest
+#'   version of each stage in `latest_versions` and the `aliases`.
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument has the wrong type.
+#' * `mlflowreg_error_not_found`: no registered model has that name.
+#' * `mlflowreg_error_unreachable`: the server could not be reached.
+#' * `mlflowreg_error_api`: the server rejected the request; `status` and
+#'   `error_code` say why.
+#'
+#' See [mlflowreg_conditions].
+#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
+#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' name <- "mlflowreg-example-registered"
+#' model <- tryCatch(
+#'   mlflow_get_registered_model(name),
+#'   mlflowreg_error_not_found = function(e) mlflow_create_registered_model(name)
+#' )
+#' model$name
 #' @export
 mlflow_get_registered_model <- function(name, client = NULL) {
   check_string(name)
@@ -240,10 +285,33 @@ mlflow_create_model_version <- function(name, source, run_id = NULL, tags = NULL
 
 #' Get a model version
 #'
-#' @param name Name of the registered model.
-#' @param version Version number, as a string or number.
-#' @param client A client, or `NULL` for the default.
-#' @return The model version, a list of class `mlflow_model_version`.
+#' @param name A non-empty string: the registered model. No default.
+#' @param version The version number, as a whole number or a string of
+#'   digits such as `"3"`. No default.
+#' @param client A client from [mlflow_client()], or `NULL` (default) for
+#'   the default client.
+#' @return The model version: a list of class `mlflow_model_version`, as
+#'   [mlflow_create_model_version()] returns it.
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument has the wrong type, or
+#'   `version` is not a version number.
+#' * `mlflowreg_error_not_found`: the model or the version does not exist.
+#' * `mlflowreg_error_unreachable`: the server could not be reached.
+#' * `mlflowreg_error_api`: the server rejected the request; `status` and
+#'   `error_code` say why.
+#'
+#' See [mlflowreg_conditions].
+#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
+#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' mlflow_set_experiment("mlflowreg-examples")
+#' logged <- with(mlflow_start_run(), {
+#'   mlflow_log_model(lm(mpg ~ wt, data = mtcars), "model",
+#'     registered_model_name = "mlflowreg-example-versions")
+#' })
+#' version <- mlflow_get_model_version("mlflowreg-example-versions",
+#'   logged$model_version$version)
+#' version$status
+#' version
 #' @export
 mlflow_get_model_version <- function(name, version, client = NULL) {
   check_string(name)
@@ -488,17 +556,4 @@ scalar_text <- function(value, arg = rlang::caller_arg(value), call = rlang::cal
     abort_argument(arg, "a single non-NA value", value, call)
   }
   as.character(value)
-}
-
-#' @export
-print.mlflow_model_version <- function(x, ...) {
-  cat(sprintf("<model version %s/%s: %s>\n", x$name, x$version, x$status %||% "?"))
-  cat(sprintf("  source: %s\n", x$source %||% ""))
-  invisible(x)
-}
-
-#' @export
-print.mlflow_registered_model <- function(x, ...) {
-  cat(sprintf("<registered model %s>\n", x$name))
-  invisible(x)
 }
