@@ -5,7 +5,8 @@
 #
 #   scripts/rpkg-tarball.sh build     stage the Rust sources (rpkg/tools/stage-rust.sh)
 #                                     and run R CMD build rpkg
-#   scripts/rpkg-tarball.sh install   install the tarball with no network (in a network
+#   scripts/rpkg-tarball.sh install   check that configure rejects a missing or old Rust,
+#                                     install the tarball with no network (in a network
 #                                     namespace of its own when `unshare --net` works),
 #                                     CARGO_NET_OFFLINE=true and an empty CARGO_HOME,
 #                                     then check that the build left no Rust files behind
@@ -14,11 +15,11 @@
 #                                     a NOTE that rpkg/cran-comments.md does not explain
 #
 # Everything goes to target/rpkg-tarball/ (the tarball, install.log, lib/ and
-# mlflowreg.Rcheck/). R CMD build installs the package once to build the
-# vignette; that build uses the cargo target directory target/rpkg-build-cargo,
-# kept between runs so it is fast after the first. The install step always
-# compiles every crate from the vendored sources (about 3 minutes on the
-# 2-core development machine).
+# mlflowreg.Rcheck/). R CMD build installs a copy of rpkg/ to build the
+# vignette, and MLFLOWREG_RUST_WORKSPACE makes that copy build in-tree, in the
+# workspace's target directory, which takes seconds. The install step always
+# compiles every crate from the vendored sources, which took 3 to 4 minutes on
+# the 2-core development machine.
 #
 # The check runs the testthat suite and the examples, which need the MLflow
 # test servers: export MLFLOWREG_TEST_TRACKING_URI and MLFLOWREG_TEST_STRICT_URI
@@ -28,7 +29,6 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="$ROOT/target/rpkg-tarball"
-BUILD_CARGO_TARGET="$ROOT/target/rpkg-build-cargo"
 
 if ! command -v cargo >/dev/null && [ -x "$HOME/.cargo/bin/cargo" ]; then
   export PATH="$HOME/.cargo/bin:$PATH"
@@ -55,8 +55,8 @@ build() {
   bash "$ROOT/rpkg/tools/stage-rust.sh"
   rm -rf "$OUT"
   mkdir -p "$OUT"
-  log "R CMD build rpkg (installs the package once to build the vignette)"
-  (cd "$OUT" && CARGO_TARGET_DIR="$BUILD_CARGO_TARGET" R CMD build "$ROOT/rpkg")
+  log "R CMD build rpkg"
+  (cd "$OUT" && MLFLOWREG_RUST_WORKSPACE="$ROOT" R CMD build "$ROOT/rpkg")
   local tarball
   tarball="$(tarball_path)"
   log "built $tarball ($(du -h "$tarball" | cut -f1))"
@@ -75,6 +75,39 @@ build() {
   fi
 }
 
+# Run the unpacked tarball's configure in a toolchain that must be rejected,
+# and check that it fails with the message MESSAGE and the install hint.
+expect_configure_failure() {
+  local unpacked=$1 message=$2 status=0 output
+  shift 2
+  output="$(cd "$unpacked" && env "$@" sh ./configure 2>&1)" || status=$?
+  if [ "$status" -eq 0 ] || ! grep -qF "$message" <<<"$output" || ! grep -qF "rustup" <<<"$output"; then
+    printf '%s\n' "$output" >&2
+    fail "configure with $* should fail with '$message' and an install hint"
+  fi
+}
+
+# configure must stop with an install hint when cargo or rustc is missing or
+# rustc is too old.
+check_configure_errors() {
+  local unpacked=$1 tools
+  tools="$(mktemp -d "${TMPDIR:-/tmp}/mlflowreg-configure-check.XXXXXX")"
+  # A PATH with the tools configure uses but no cargo or rustc, and a HOME
+  # without ~/.cargo/bin.
+  local tool
+  for tool in sh sed grep awk head dirname cat; do
+    ln -s "$(command -v "$tool")" "$tools/$tool"
+  done
+  mkdir "$tools/home"
+  printf '#!/bin/sh\necho "rustc 1.70.0 (90c541806 2023-05-31)"\n' >"$tools/old-rustc"
+  chmod +x "$tools/old-rustc"
+  expect_configure_failure "$unpacked" "cargo and rustc were not found" \
+    PATH="$tools" HOME="$tools/home" CARGO= RUSTC=
+  expect_configure_failure "$unpacked" "rustc 1.70.0 is too old" RUSTC="$tools/old-rustc"
+  rm -rf "$tools"
+  log "configure rejects a missing cargo and rustc 1.70.0, with an install hint"
+}
+
 install_offline() {
   local tarball cargo_home unpacked
   tarball="$(tarball_path)"
@@ -86,6 +119,7 @@ install_offline() {
   # directory, so the cleanup of the Rust build can be checked afterwards.
   tar -xzf "$tarball" -C "$OUT/unpacked"
   unpacked="$OUT/unpacked/mlflowreg"
+  check_configure_errors "$unpacked"
 
   local no_network=()
   if unshare --net true 2>/dev/null; then
@@ -95,7 +129,7 @@ install_offline() {
     log "NOTE: 'unshare --net' is not available, so the network stays reachable; cargo runs with --offline, CARGO_NET_OFFLINE=true and an empty CARGO_HOME"
   fi
   local status=0
-  env -u CARGO_TARGET_DIR CARGO_HOME="$cargo_home" CARGO_NET_OFFLINE=true \
+  env -u CARGO_TARGET_DIR -u MLFLOWREG_RUST_WORKSPACE CARGO_HOME="$cargo_home" CARGO_NET_OFFLINE=true \
     "${no_network[@]}" R CMD INSTALL --library="$OUT/lib" "$unpacked" >"$OUT/install.log" 2>&1 || status=$?
   if [ "$status" -ne 0 ]; then
     tail -n 40 "$OUT/install.log" >&2
