@@ -13,9 +13,10 @@
 #'   `file:` URI, used without any server. No default.
 #' @return `uri`, invisibly.
 #' @section Conditions:
-#' `mlflowreg_error_invalid_argument` when `uri` is not a non-empty string.
-#' A URI that mlflowreg cannot use is reported by the first call that needs
-#' the server. See [mlflowreg_conditions].
+#' `mlflowreg_error_invalid_argument` when `uri` is not a non-empty string
+#' or not a valid URI. A local store URI (`mlruns`, `file:`) is accepted
+#' here and raises `mlflowreg_error_unsupported` at the first call that
+#' needs the server. See [mlflowreg_conditions].
 #' @seealso [mlflow_get_tracking_uri()], [mlflow_client()].
 #' @examples
 #' old <- mlflow_get_tracking_uri()
@@ -76,25 +77,33 @@ tracking_uri_with_origin <- function() {
 #' @param tracking_uri A non-empty string, the server's URI, or `NULL`
 #'   (default) for [mlflow_get_tracking_uri()].
 #' @return An object of class `mlflowreg_client` (and `mlflow_client`), a
-#'   list with `tracking_uri`, `origin` (where the URI came from, as error
-#'   messages name it) and `server_url` (the server's base URL; an
-#'   `azureml://` URI becomes its `https://` form).
+#'   list with `tracking_uri` (with any password in it shown as `***`),
+#'   `origin` (where the URI came from, as error messages name it) and
+#'   `server_url` (the server's base URL; an `azureml://` URI becomes its
+#'   `https://` form).
 #' @section Conditions:
 #' * `mlflowreg_error_invalid_argument`: `tracking_uri` is neither a
 #'   non-empty string nor `NULL`, or is not a URI mlflowreg can use.
 #' * `mlflowreg_error_unsupported`: the URI names the local file store
 #'   (`mlruns` or `file:`), which mlflowreg does not support yet.
+#' * `mlflowreg_error_authentication`: an `azureml://` URI without a token
+#'   in `MLFLOW_TRACKING_TOKEN`, or with an expired one.
 #'
 #' See [mlflowreg_conditions].
 #' @examples
 #' mlflow_client("http://127.0.0.1:5000")
 #'
-#' # An Azure ML workspace's tracking URI, as its MLflow settings show it:
-#' mlflow_client(paste0(
+#' # An Azure ML workspace's tracking URI, as its MLflow settings show it.
+#' # Outside an Azure ML job it needs a token in MLFLOW_TRACKING_TOKEN.
+#' azure_uri <- paste0(
 #'   "azureml://westeurope.api.azureml.ms/mlflow/v1.0/subscriptions/",
 #'   "00000000-0000-0000-0000-000000000000/resourceGroups/my-group/providers/",
 #'   "Microsoft.MachineLearningServices/workspaces/my-workspace"
-#' ))
+#' )
+#' tryCatch(
+#'   mlflow_client(azure_uri),
+#'   mlflowreg_error_authentication = function(e) conditionMessage(e)
+#' )
 #' @export
 mlflow_client <- function(tracking_uri = NULL) {
   check_string(tracking_uri, allow_null = TRUE)

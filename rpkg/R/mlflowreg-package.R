@@ -68,8 +68,16 @@
 #'   (MLflow's error code, such as `INVALID_PARAMETER_VALUE`); a strict
 #'   registry's HTTP 400 for a model without a `python_function` flavor
 #'   arrives as this kind.
+#' * `mlflowreg_error_validation`: a model breaks a rule of the registry it
+#'   is registered in (see [mlflowreg_validate_model()]), so no version was
+#'   created.
 #' * `mlflowreg_error_registration`: a new model version ended in
 #'   `FAILED_REGISTRATION`, or did not become `READY` in time.
+#' * `mlflowreg_error_authentication`: an Azure ML token is missing,
+#'   expired or rejected, or could not be renewed.
+#' * `mlflowreg_error_storage`: Azure Blob Storage rejected or did not
+#'   finish an artifact transfer. `status` is the HTTP status, or `NULL`
+#'   when no response arrived.
 #' * `mlflowreg_error_unsupported`: a feature mlflowreg does not have, such
 #'   as the local file store (`mlruns`) or a model without the `crate`
 #'   flavor.
@@ -80,8 +88,9 @@
 #' @section Warnings:
 #' * `mlflowreg_warning_undefined_names`: a model function uses names that
 #'   are defined nowhere; harmless when they are data columns.
-#' * `mlflowreg_warning`: a model was logged, but the server did not accept
-#'   every piece of its metadata (the message says which).
+#' * `mlflowreg_warning`: a model was logged but recording it in the run
+#'   failed, or arguments were passed that mlflowreg ignores (the message
+#'   says which).
 #'
 #' @name mlflowreg_conditions
 #' @examples

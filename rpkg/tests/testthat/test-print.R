@@ -33,6 +33,7 @@ test_that("client format shows server and tracking URI origin", {
 
 test_that("azureml client shows its https server URL", {
   plain_output()
+  withr::local_envvar(MLFLOW_TRACKING_TOKEN = "not-a-real-token")
   uri <- paste0(
     "azureml://westeurope.api.azureml.ms/mlflow/v1.0/subscriptions/sub/",
     "resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/ws"
