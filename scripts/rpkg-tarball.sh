@@ -21,10 +21,11 @@
 # compiles every crate from the vendored sources, which took 3 to 4 minutes on
 # the 2-core development machine.
 #
-# The check runs the testthat suite and the examples, which need the MLflow
-# test servers: export MLFLOWREG_TEST_TRACKING_URI and MLFLOWREG_TEST_STRICT_URI
-# as scripts/test.sh does. Examples that need a server run against
-# MLFLOWREG_TEST_TRACKING_URI. No step contacts any host but those servers.
+# The check runs the testthat suite, which needs the MLflow test servers:
+# export MLFLOWREG_TEST_TRACKING_URI and MLFLOWREG_TEST_STRICT_URI (and the
+# Azure ML test variables) as scripts/test.sh does. The examples and the
+# vignette use a local store in a temporary directory. No step contacts any
+# host but those servers.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -169,12 +170,11 @@ check() {
   local status=0
   (
     cd "$OUT"
-    MLFLOW_TRACKING_URI="$MLFLOWREG_TEST_TRACKING_URI" \
-      _R_CHECK_CRAN_INCOMING_REMOTE_=FALSE \
-      _R_CHECK_SYSTEM_CLOCK_=FALSE \
-      _R_CHECK_TESTS_NLINES_=0 \
-      R_RD4PDF=times,hyper \
-      R CMD check --as-cran --install="check:$OUT/install.log" --library="$OUT/lib" "$tarball"
+    _R_CHECK_CRAN_INCOMING_REMOTE_=FALSE \
+    _R_CHECK_SYSTEM_CLOCK_=FALSE \
+    _R_CHECK_TESTS_NLINES_=0 \
+    R_RD4PDF=times,hyper \
+    R CMD check --as-cran --install="check:$OUT/install.log" --library="$OUT/lib" "$tarball"
   ) || status=$?
   local check_log="$OUT/mlflowreg.Rcheck/00check.log"
   [ -f "$check_log" ] || fail "R CMD check wrote no $check_log (exit status $status)"

@@ -23,8 +23,10 @@
 #'   `error_code` say why.
 #'
 #' See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' mlflow_set_experiment("mlflowreg-examples")
 #' report <- file.path(tempdir(), "report.csv")
 #' write.csv(head(mtcars), report)
@@ -71,8 +73,10 @@ mlflow_log_artifact <- function(path, artifact_path = NULL, run_id = NULL, clien
 #'   `error_code` say why.
 #'
 #' See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' mlflow_set_experiment("mlflowreg-examples")
 #' run <- mlflow_start_run()
 #' mlflow_log_model(lm(mpg ~ wt, data = mtcars), "model")
@@ -111,8 +115,10 @@ mlflow_list_artifacts <- function(path = NULL, run_id = NULL, client = NULL) {
 #'   `error_code` say why.
 #'
 #' See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' mlflow_set_experiment("mlflowreg-examples")
 #' logged <- with(mlflow_start_run(), {
 #'   mlflow_log_model(lm(mpg ~ wt, data = mtcars), "model")

@@ -14,9 +14,7 @@
 #' @return `uri`, invisibly.
 #' @section Conditions:
 #' `mlflowreg_error_invalid_argument` when `uri` is not a non-empty string
-#' or not a valid URI. A local store URI (`mlruns`, `file:`) is accepted
-#' here and raises `mlflowreg_error_unsupported` at the first call that
-#' needs the server. See [mlflowreg_conditions].
+#' or not a valid URI. See [mlflowreg_conditions].
 #' @seealso [mlflow_get_tracking_uri()], [mlflow_client()].
 #' @examples
 #' old <- mlflow_get_tracking_uri()
@@ -84,8 +82,6 @@ tracking_uri_with_origin <- function() {
 #' @section Conditions:
 #' * `mlflowreg_error_invalid_argument`: `tracking_uri` is neither a
 #'   non-empty string nor `NULL`, or is not a URI mlflowreg can use.
-#' * `mlflowreg_error_unsupported`: the URI names the local file store
-#'   (`mlruns` or `file:`), which mlflowreg does not support yet.
 #' * `mlflowreg_error_authentication`: an `azureml://` URI without a token
 #'   in `MLFLOW_TRACKING_TOKEN`, or with an expired one.
 #'

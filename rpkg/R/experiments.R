@@ -45,8 +45,10 @@ new_experiment <- function(experiment) {
 #'   `error_code` say why.
 #'
 #' See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' name <- paste0("mlflowreg-example-", format(Sys.time(), "%Y%m%d%H%M%S"))
 #' id <- mlflow_create_experiment(name, tags = list(team = "pricing"))
 #' mlflow_get_experiment(id)
@@ -82,8 +84,10 @@ mlflow_create_experiment <- function(name, artifact_location = NULL, client = NU
 #'   `error_code` say why.
 #'
 #' See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' mlflow_set_experiment("mlflowreg-examples")
 #' experiment <- mlflow_get_experiment(name = "mlflowreg-examples")
 #' experiment$experiment_id
@@ -138,8 +142,10 @@ mlflow_get_experiment <- function(experiment_id = NULL, name = NULL, client = NU
 #'   `error_code` say why.
 #'
 #' See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' mlflow_set_experiment("mlflowreg-examples")
 #' found <- mlflow_search_experiments(filter = "name LIKE 'mlflowreg-%'")
 #' found$experiments[, c("experiment_id", "name")]
@@ -191,8 +197,10 @@ new_experiment_empty <- function() {
 #'   `error_code` say why.
 #'
 #' See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' name <- paste0("mlflowreg-example-", format(Sys.time(), "%Y%m%d%H%M%S"))
 #' id <- mlflow_create_experiment(name)
 #' mlflow_set_experiment_tag("team", "pricing", experiment_id = id)

@@ -93,8 +93,10 @@ logging_client <- function(client, call = rlang::caller_env()) {
 #'   `error_code` say why.
 #'
 #' See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' mlflow_set_experiment("mlflowreg-examples")
 #' with(mlflow_start_run(), {
 #'   mlflow_log_param("alpha", 0.5)
@@ -135,8 +137,10 @@ mlflow_log_param <- function(key, value, run_id = NULL, client = NULL) {
 #'   `error_code` say why.
 #'
 #' See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' mlflow_set_experiment("mlflowreg-examples")
 #' with(mlflow_start_run(), {
 #'   for (step in 1:3) {
@@ -182,8 +186,10 @@ mlflow_log_metric <- function(key, value, timestamp = NULL, step = NULL, run_id 
 #'   `error_code` say why.
 #'
 #' See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' mlflow_set_experiment("mlflowreg-examples")
 #' with(mlflow_start_run(), {
 #'   mlflow_log_batch(
@@ -250,8 +256,10 @@ batch_rows <- function(frame, columns, arg, convert, call = rlang::caller_env())
 #'   `error_code` say why.
 #'
 #' See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' mlflow_set_experiment("mlflowreg-examples")
 #' with(mlflow_start_run(), {
 #'   mlflow_set_tag("data", "mtcars")
@@ -299,8 +307,10 @@ mlflow_delete_tag <- function(key, run_id = NULL, client = NULL) {
 #'   `error_code` say why.
 #'
 #' See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' mlflow_set_experiment("mlflowreg-examples")
 #' run <- mlflow_start_run()
 #' mlflow_log_metric("loss", 0.9, step = 1)
@@ -349,8 +359,10 @@ metrics_tibble <- function(metrics) {
 #'   `error_code` say why.
 #'
 #' See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' mlflow_set_experiment("mlflowreg-examples")
 #' with(mlflow_start_run(), mlflow_log_metric("rmse", 2.5))
 #' runs <- mlflow_search_runs(filter = "metrics.rmse < 3", order_by = "metrics.rmse ASC")
@@ -401,8 +413,10 @@ mlflow_search_runs <- function(filter = NULL, run_view_type = c("ACTIVE_ONLY", "
 #'   `error_code` say why.
 #'
 #' See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' mlflow_set_experiment("mlflowreg-examples")
 #' run <- mlflow_start_run()
 #' mlflow_set_terminated("KILLED")
@@ -450,8 +464,10 @@ mlflow_restore_run <- function(run_id, client = NULL) {
 #' @section Conditions:
 #' `mlflowreg_error_invalid_argument` when `object` is neither a run nor an
 #' experiment. See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' mlflow_set_experiment("mlflowreg-examples")
 #' run <- mlflow_start_run()
 #' mlflow_end_run()

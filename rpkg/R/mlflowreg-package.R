@@ -14,8 +14,9 @@
 #' @section Configuration:
 #' mlflowreg reads the environment variables that the MLflow clients read,
 #' each time a request is made:
-#' * `MLFLOW_TRACKING_URI`: the server, unless [mlflow_set_tracking_uri()]
-#'   set one.
+#' * `MLFLOW_TRACKING_URI`: the server, or a local store (a directory path
+#'   or `file:` URI), unless [mlflow_set_tracking_uri()] set one. Without
+#'   either, mlflowreg uses the local store `./mlruns`, as R mlflow does.
 #' * `MLFLOW_TRACKING_TOKEN`, or `MLFLOW_TRACKING_USERNAME` and
 #'   `MLFLOW_TRACKING_PASSWORD`: credentials. Basic auth wins over a token.
 #' * `MLFLOW_TRACKING_INSECURE_TLS`, `MLFLOW_TRACKING_SERVER_CERT_PATH`,
@@ -79,8 +80,8 @@
 #'   finish an artifact transfer. `status` is the HTTP status, or `NULL`
 #'   when no response arrived.
 #' * `mlflowreg_error_unsupported`: a feature mlflowreg does not have, such
-#'   as the local file store (`mlruns`) or a model without the `crate`
-#'   flavor.
+#'   as a search filter with `OR` on the local store, or a model without the
+#'   `crate` flavor.
 #'
 #' `mlflowreg_error_not_found` and `mlflowreg_error_already_exists` also
 #' carry `status` and `error_code`.

@@ -108,8 +108,10 @@ mlflow_save_model <- function(model, path, model_spec = list(), ...) {
 #' It warns with class `mlflowreg_warning` when the model was uploaded but
 #' recording it in the run failed. See [mlflowreg_conditions].
 #' @seealso [mlflow_register_model()] to register a logged model later.
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' fit <- lm(mpg ~ wt + hp, data = mtcars)
 #' mlflow_set_experiment("mlflowreg-examples")
 #' logged <- with(mlflow_start_run(), {
@@ -196,8 +198,9 @@ mlflow_log_model <- function(model, artifact_path, ..., registered_model_name = 
 #'
 #' model <- mlflow_load_model(path)
 #' head(mlflow_predict(model, mtcars, type = "response"))
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # From a registry (needs an MLflow server: set MLFLOW_TRACKING_URI):
+#'
+#' # From a registry, here in a local store in a temporary directory:
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' mlflow_set_experiment("mlflowreg-examples")
 #' logged <- with(mlflow_start_run(), {
 #'   mlflow_log_model(fit, "model", registered_model_name = "mlflowreg-example-glm")

@@ -56,8 +56,10 @@ profile_arg <- function(profile, arg = rlang::caller_arg(profile), call = rlang:
 #'   `error_code` say why.
 #'
 #' See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' name <- "mlflowreg-example-registered"
 #' model <- tryCatch(
 #'   mlflow_create_registered_model(name, tags = list(team = "pricing"),
@@ -88,8 +90,10 @@ mlflow_create_registered_model <- function(name, tags = NULL, description = NULL
 #'   `error_code` say why.
 #'
 #' See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' name <- "mlflowreg-example-registered"
 #' model <- tryCatch(
 #'   mlflow_get_registered_model(name),
@@ -122,8 +126,10 @@ mlflow_get_registered_model <- function(name, client = NULL) {
 #'   `error_code` say why.
 #'
 #' See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' name <- paste0("mlflowreg-example-", format(Sys.time(), "%Y%m%d%H%M%S"))
 #' mlflow_create_registered_model(name)
 #' mlflow_rename_registered_model(name, paste0(name, "-renamed"))
@@ -153,8 +159,10 @@ mlflow_rename_registered_model <- function(name, new_name, client = NULL) {
 #'   `error_code` say why.
 #'
 #' See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' name <- "mlflowreg-example-registered"
 #' tryCatch(mlflow_create_registered_model(name),
 #'   mlflowreg_error_already_exists = function(e) NULL)
@@ -188,8 +196,10 @@ mlflow_update_registered_model <- function(name, description, client = NULL) {
 #'   `error_code` say why.
 #'
 #' See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' name <- paste0("mlflowreg-example-", format(Sys.time(), "%Y%m%d%H%M%S"))
 #' mlflow_create_registered_model(name)
 #' mlflow_delete_registered_model(name)
@@ -218,8 +228,10 @@ mlflow_delete_registered_model <- function(name, client = NULL) {
 #'   `error_code` say why.
 #'
 #' See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' name <- "mlflowreg-example-registered"
 #' tryCatch(mlflow_create_registered_model(name),
 #'   mlflowreg_error_already_exists = function(e) NULL)
@@ -271,8 +283,10 @@ mlflow_delete_registered_model_tag <- function(name, key, client = NULL) {
 #'   `error_code` say why.
 #'
 #' See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' tryCatch(mlflow_create_registered_model("mlflowreg-example-registered"),
 #'   mlflowreg_error_already_exists = function(e) NULL)
 #' found <- mlflow_search_registered_models(filter = "name LIKE 'mlflowreg-example-%'")
@@ -308,8 +322,10 @@ mlflow_search_registered_models <- function(filter = NULL, max_results = NULL, o
 #'   `error_code` say why.
 #'
 #' See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' mlflow_set_experiment("mlflowreg-examples")
 #' logged <- with(mlflow_start_run(), {
 #'   mlflow_log_model(lm(mpg ~ wt, data = mtcars), "model",
@@ -360,8 +376,10 @@ order_by_arg <- function(order_by, call = rlang::caller_env()) {
 #'   `error_code` say why.
 #'
 #' See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' mlflow_set_experiment("mlflowreg-examples")
 #' logged <- with(mlflow_start_run(), {
 #'   mlflow_log_model(lm(mpg ~ wt, data = mtcars), "model",
@@ -434,8 +452,10 @@ stage_arg <- function(stage, arg = "stage", call = rlang::caller_env()) {
 #'   server could not be reached, or rejected the credentials.
 #'
 #' See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' mlflow_set_experiment("mlflowreg-examples")
 #' logged <- with(mlflow_start_run(), {
 #'   mlflow_log_model(lm(mpg ~ wt, data = mtcars), "model")
@@ -484,8 +504,10 @@ mlflow_create_model_version <- function(name, source, run_id = NULL, tags = NULL
 #'   `error_code` say why.
 #'
 #' See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' mlflow_set_experiment("mlflowreg-examples")
 #' logged <- with(mlflow_start_run(), {
 #'   mlflow_log_model(lm(mpg ~ wt, data = mtcars), "model",
@@ -518,8 +540,10 @@ mlflow_get_model_version <- function(name, version, client = NULL) {
 #'   `error_code` say why.
 #'
 #' See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' mlflow_set_experiment("mlflowreg-examples")
 #' logged <- with(mlflow_start_run(), {
 #'   mlflow_log_model(lm(mpg ~ wt, data = mtcars), "model",
@@ -556,8 +580,10 @@ mlflow_update_model_version <- function(name, version, description, client = NUL
 #'   `error_code` say why.
 #'
 #' See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' mlflow_set_experiment("mlflowreg-examples")
 #' logged <- with(mlflow_start_run(), {
 #'   mlflow_log_model(lm(mpg ~ wt, data = mtcars), "model",
@@ -596,8 +622,10 @@ mlflow_delete_model_version <- function(name, version, client = NULL) {
 #'   `error_code` say why.
 #'
 #' See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' mlflow_set_experiment("mlflowreg-examples")
 #' logged <- with(mlflow_start_run(), {
 #'   mlflow_log_model(lm(mpg ~ wt, data = mtcars), "model",
@@ -635,8 +663,10 @@ mlflow_transition_model_version_stage <- function(name, version, stage,
 #'   `error_code` say why.
 #'
 #' See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' mlflow_set_experiment("mlflowreg-examples")
 #' logged <- with(mlflow_start_run(), {
 #'   mlflow_log_model(lm(mpg ~ wt, data = mtcars), "model",
@@ -684,8 +714,10 @@ mlflow_delete_model_version_tag <- function(name, version, key, client = NULL) {
 #'   `error_code` say why.
 #'
 #' See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' mlflow_set_experiment("mlflowreg-examples")
 #' logged <- with(mlflow_start_run(), {
 #'   mlflow_log_model(lm(mpg ~ wt, data = mtcars), "model",
@@ -724,8 +756,10 @@ mlflow_get_model_version_download_uri <- function(name, version, client = NULL) 
 #'   `error_code` say why.
 #'
 #' See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' mlflow_set_experiment("mlflowreg-examples")
 #' logged <- with(mlflow_start_run(), {
 #'   mlflow_log_model(lm(mpg ~ wt, data = mtcars), "model",
@@ -795,8 +829,10 @@ mlflow_get_model_version_by_alias <- function(name, alias, client = NULL) {
 #'   server could not be reached, or rejected the credentials.
 #'
 #' See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' mlflow_set_experiment("mlflowreg-examples")
 #' logged <- with(mlflow_start_run(), {
 #'   mlflow_log_model(lm(mpg ~ wt + hp, data = mtcars), "model")

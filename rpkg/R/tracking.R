@@ -22,12 +22,12 @@ rust_call <- function(fun, client, ..., call = rlang::caller_env()) {
 #'   both or neither of `experiment_name` and `experiment_id` are given.
 #' * `mlflowreg_error_not_found`: no experiment has that `experiment_id`.
 #' * `mlflowreg_error_unreachable`: the server could not be reached.
-#' * `mlflowreg_error_unsupported`: the tracking URI names the local file
-#'   store, which mlflowreg does not support yet.
 #'
 #' See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' id <- mlflow_set_experiment("mlflowreg-examples")
 #' id
 #' @export
@@ -148,12 +148,12 @@ as_epoch_millis <- function(x, arg, call) {
 #'   a run is active already and `nested` is `FALSE`.
 #' * `mlflowreg_error_not_found`: the run or experiment does not exist.
 #' * `mlflowreg_error_unreachable`: the server could not be reached.
-#' * `mlflowreg_error_unsupported`: the tracking URI names the local file
-#'   store, which mlflowreg does not support yet.
 #'
 #' See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' mlflow_set_experiment("mlflowreg-examples")
 #' run <- mlflow_start_run(tags = list(purpose = "example"))
 #' run
@@ -236,12 +236,12 @@ mlflow_start_run <- function(run_id = NULL, experiment_id = NULL, start_time = N
 #'   the three raises `rlang::arg_match()`'s error.
 #' * `mlflowreg_error_not_found`: the run does not exist.
 #' * `mlflowreg_error_unreachable`: the server could not be reached.
-#' * `mlflowreg_error_unsupported`: the tracking URI names the local file
-#'   store, which mlflowreg does not support yet.
 #'
 #' See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' mlflow_set_experiment("mlflowreg-examples")
 #' mlflow_start_run()
 #' ended <- mlflow_end_run(status = "KILLED")
@@ -297,12 +297,12 @@ run_status_arg <- function(status, call = rlang::caller_env()) {
 #'   `NULL` while no run is active.
 #' * `mlflowreg_error_not_found`: the run does not exist.
 #' * `mlflowreg_error_unreachable`: the server could not be reached.
-#' * `mlflowreg_error_unsupported`: the tracking URI names the local file
-#'   store, which mlflowreg does not support yet.
 #'
 #' See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' mlflow_set_experiment("mlflowreg-examples")
 #' run <- mlflow_start_run()
 #' mlflow_end_run()
@@ -390,8 +390,10 @@ new_run <- function(run) {
 #' @section Conditions:
 #' Those of [mlflow_end_run()], and any error `expr` raises.
 #' See [mlflowreg_conditions].
-#' @examplesIf nzchar(Sys.getenv("MLFLOW_TRACKING_URI"))
-#' # Needs an MLflow server: set MLFLOW_TRACKING_URI to run this example.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
 #' mlflow_set_experiment("mlflowreg-examples")
 #' logged <- with(mlflow_start_run(), {
 #'   mlflow_log_model(lm(mpg ~ wt, data = mtcars), "model")
