@@ -49,7 +49,7 @@ new_experiment <- function(experiment) {
 #' # A local store in a temporary directory, so no server is needed. Leave
 #' # this line out to use the server that MLFLOW_TRACKING_URI names.
 #' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
-#' name <- paste0("mlflowreg-example-", format(Sys.time(), "%Y%m%d%H%M%S"))
+#' name <- basename(tempfile("mlflowreg-example-"))
 #' id <- mlflow_create_experiment(name, tags = list(team = "pricing"))
 #' mlflow_get_experiment(id)
 #' mlflow_delete_experiment(id)
@@ -201,7 +201,7 @@ new_experiment_empty <- function() {
 #' # A local store in a temporary directory, so no server is needed. Leave
 #' # this line out to use the server that MLFLOW_TRACKING_URI names.
 #' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
-#' name <- paste0("mlflowreg-example-", format(Sys.time(), "%Y%m%d%H%M%S"))
+#' name <- basename(tempfile("mlflowreg-example-"))
 #' id <- mlflow_create_experiment(name)
 #' mlflow_set_experiment_tag("team", "pricing", experiment_id = id)
 #' mlflow_rename_experiment(paste0(name, "-renamed"), experiment_id = id)

@@ -130,7 +130,7 @@ mlflow_get_registered_model <- function(name, client = NULL) {
 #' # A local store in a temporary directory, so no server is needed. Leave
 #' # this line out to use the server that MLFLOW_TRACKING_URI names.
 #' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
-#' name <- paste0("mlflowreg-example-", format(Sys.time(), "%Y%m%d%H%M%S"))
+#' name <- basename(tempfile("mlflowreg-example-"))
 #' mlflow_create_registered_model(name)
 #' mlflow_rename_registered_model(name, paste0(name, "-renamed"))
 #' mlflow_delete_registered_model(paste0(name, "-renamed"))
@@ -200,7 +200,7 @@ mlflow_update_registered_model <- function(name, description, client = NULL) {
 #' # A local store in a temporary directory, so no server is needed. Leave
 #' # this line out to use the server that MLFLOW_TRACKING_URI names.
 #' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
-#' name <- paste0("mlflowreg-example-", format(Sys.time(), "%Y%m%d%H%M%S"))
+#' name <- basename(tempfile("mlflowreg-example-"))
 #' mlflow_create_registered_model(name)
 #' mlflow_delete_registered_model(name)
 #' @export
