@@ -50,6 +50,23 @@ DEBIAN_PACKAGES=(
   nginx
   openssl
   curl
+  # Documentation, the vignette and R CMD check --as-cran of the source
+  # tarball (scripts/rpkg-tarball.sh): roxygen2 writes NAMESPACE and man/,
+  # knitr, rmarkdown and pandoc build the vignette, texlive the PDF manual,
+  # qpdf, tidy and devscripts (checkbashisms) serve checks that --as-cran
+  # turns on.
+  r-cran-roxygen2
+  r-cran-knitr
+  r-cran-rmarkdown
+  pandoc
+  texlive-latex-base
+  texlive-latex-recommended
+  texlive-fonts-recommended
+  qpdf
+  tidy
+  devscripts
+  # rpkg/tools/stage-rust.sh compresses the vendored crates with xz.
+  xz-utils
 )
 
 # Azurite 3.36 and later need Node.js 21 or newer; 3.35.0 runs on the

@@ -4,9 +4,14 @@
 #   2. start the MLflow test servers (scripts/test-servers.sh) and the Azure ML
 #      stand-ins (scripts/azure-test-servers.sh), stopped again on exit
 #   3. cargo test --release --workspace
-#   4. R CMD INSTALL of rpkg/ into target/R-library
-#   5. the R package's testthat suite (rpkg/tests/testthat)
-#   6. pytest on tests/python
+#   4. roxygen2: regenerate rpkg/NAMESPACE and rpkg/man, failing when the
+#      committed ones were out of date
+#   5. R CMD INSTALL of rpkg/ into target/R-library (the in-tree build)
+#   6. the R package's testthat suite (rpkg/tests/testthat)
+#   7. the source tarball (scripts/rpkg-tarball.sh): R CMD build, an offline
+#      install with an empty CARGO_HOME, and R CMD check --as-cran, which runs
+#      the testthat suite and the examples again on the installed tarball
+#   8. pytest on tests/python
 #
 # A failing test step does not stop the later ones. The script exits non-zero
 # when any step failed. A failure of setup or of the server start ends the run
@@ -92,6 +97,26 @@ announce() {
   printf '\n==> %s\n' "$*"
 }
 
+# Print a hash of the files roxygen2 writes, names included, so that added
+# and removed help pages count as changes.
+roxygen_output_hash() {
+  (cd "$ROOT/rpkg" && ls man && cat NAMESPACE DESCRIPTION man/*.Rd) | sha256sum
+}
+
+# Regenerate rpkg/NAMESPACE and rpkg/man from the roxygen comments in rpkg/R.
+# Fail when that changed them: the committed files were out of date. The
+# regenerated files stay, for the next steps and to be committed.
+document_rpkg() {
+  local before
+  before="$(roxygen_output_hash)"
+  Rscript -e 'suppressPackageStartupMessages(roxygen2::roxygenise("rpkg", load_code = "source"))' || return 1
+  if [ "$(roxygen_output_hash)" != "$before" ]; then
+    printf 'test.sh: rpkg/NAMESPACE, rpkg/DESCRIPTION or rpkg/man were out of date with the roxygen comments in rpkg/R.\n' >&2
+    printf 'test.sh: they are regenerated now; review them with git diff and commit them.\n' >&2
+    return 1
+  fi
+}
+
 # Run a test step: announce it, run it, and record it in FAILED_STEPS when it
 # exits non-zero. Return the step's exit status.
 run_step() {
@@ -163,6 +188,8 @@ run_step "cargo test --release --workspace" cargo test --release --workspace
 # start Python: R puts /usr/lib/x86_64-linux-gnu on LD_LIBRARY_PATH, and a
 # pyenv Python started with that setting fails to import modules such as ssl.
 # Tests that need both languages start R from Python (tests/python/conftest.py).
+run_step "roxygen2 (rpkg/NAMESPACE, rpkg/man)" document_rpkg
+
 mkdir -p "$R_LIBRARY"
 if run_step "R CMD INSTALL rpkg" R CMD INSTALL --library="$R_LIBRARY" rpkg; then
   # testthat 3 (Debian 12 ships 3.1.6): with stop_on_failure = TRUE, test_dir()
@@ -174,6 +201,24 @@ else
   printf '==> R testthat: not run, because R CMD INSTALL failed\n'
   FAILED_STEPS+=("R testthat (not run: R CMD INSTALL failed)")
 fi
+
+# The tarball steps build on each other, so a failure skips the later ones.
+tarball_steps=(
+  "R source tarball: stage and R CMD build:build"
+  "R source tarball: offline install, empty CARGO_HOME:install"
+  "R CMD check --as-cran on the tarball:check"
+)
+tarball_failed=""
+for entry in "${tarball_steps[@]}"; do
+  name="${entry%:*}"
+  if [ -n "$tarball_failed" ]; then
+    announce "$name"
+    printf '==> %s: not run, because %s failed\n' "$name" "$tarball_failed"
+    FAILED_STEPS+=("$name (not run: $tarball_failed failed)")
+  elif ! run_step "$name" bash "$ROOT/scripts/rpkg-tarball.sh" "${entry##*:}"; then
+    tarball_failed="$name"
+  fi
+done
 
 announce "summary of the steps before pytest"
 if [ "${#FAILED_STEPS[@]}" -eq 0 ]; then

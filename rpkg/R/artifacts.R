@@ -11,10 +11,35 @@
 #' in parallel parts when the server stores artifacts in an object store and
 #' offers multipart uploads.
 #'
-#' @param path Local file or directory.
-#' @param artifact_path Folder inside the run's artifacts; `NULL` for the root.
+#' @param path A non-empty string: a local file or directory. No default.
+#' @param artifact_path A string, the folder inside the run's artifacts, or
+#'   `NULL` (default) for the root.
 #' @inheritParams mlflow_log_param
-#' @return The uploaded artifact paths, invisibly.
+#' @return The uploaded artifact paths (a character vector), invisibly.
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument has the wrong type, or
+#'   `path` does not exist.
+#' * `mlflowreg_error_io`: reading a local file failed.
+#' * `mlflowreg_error_storage`: Azure Blob Storage rejected an upload (Azure
+#'   ML artifact stores).
+#' * `mlflowreg_error_unreachable`: the server could not be reached.
+#' * `mlflowreg_error_authentication`: an Azure ML token is missing,
+#'   expired or could not be renewed.
+#' * `mlflowreg_error_api`: the server rejected the request; `status` and
+#'   `error_code` say why.
+#'
+#' See [mlflowreg_conditions].
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
+#' mlflow_set_experiment("mlflowreg-examples")
+#' report <- file.path(tempdir(), "report.csv")
+#' write.csv(head(mtcars), report)
+#' with(mlflow_start_run(), {
+#'   mlflow_log_artifact(report, artifact_path = "reports")
+#'   mlflow_list_artifacts("reports")
+#' })
 #' @export
 mlflow_log_artifact <- function(path, artifact_path = NULL, run_id = NULL, client = NULL) {
   check_string(path)
@@ -35,11 +60,34 @@ mlflow_log_artifact <- function(path, artifact_path = NULL, run_id = NULL, clien
 
 #' List a run's artifacts
 #'
-#' @param path Folder inside the run's artifacts; `NULL` for the root.
-#' @param run_id The run; by default the active run.
-#' @param client A client, or `NULL` for the active run's or the default.
+#' @param path A string, a folder inside the run's artifacts, or `NULL`
+#'   (default) for the root.
+#' @param run_id A string, the run's id, or `NULL` (default) for the active
+#'   run.
+#' @param client A client from [mlflow_client()], or `NULL` (default) for
+#'   the active run's client, else the default client.
 #' @return A tibble with `path`, `is_dir` and `file_size` (bytes, `NA` for
-#'   directories).
+#'   directories), one row per entry directly in `path`.
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument has the wrong type, or
+#'   `run_id` is `NULL` while no run is active.
+#' * `mlflowreg_error_not_found`: the run does not exist.
+#' * `mlflowreg_error_unreachable`: the server could not be reached.
+#' * `mlflowreg_error_authentication`: an Azure ML token is missing,
+#'   expired or could not be renewed.
+#' * `mlflowreg_error_api`: the server rejected the request; `status` and
+#'   `error_code` say why.
+#'
+#' See [mlflowreg_conditions].
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
+#' mlflow_set_experiment("mlflowreg-examples")
+#' run <- mlflow_start_run()
+#' mlflow_log_model(lm(mpg ~ wt, data = mtcars), "model")
+#' mlflow_list_artifacts("model")
+#' mlflow_end_run()
 #' @export
 mlflow_list_artifacts <- function(path = NULL, run_id = NULL, client = NULL) {
   check_artifact_path(path, allow_null = TRUE)
@@ -55,11 +103,35 @@ mlflow_list_artifacts <- function(path = NULL, run_id = NULL, client = NULL) {
 
 #' Download a run's artifacts
 #'
-#' @param path File or folder inside the run's artifacts.
+#' @param path A non-empty string: a file or folder inside the run's
+#'   artifacts. No default.
 #' @inheritParams mlflow_list_artifacts
-#' @return The local path of the downloaded file or folder, in a new
+#' @return The local path of the downloaded file or folder, inside a new
 #'   temporary directory. Several files are downloaded at once (see
 #'   [mlflowreg-options]).
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument has the wrong type, or
+#'   `run_id` is `NULL` while no run is active.
+#' * `mlflowreg_error_not_found`: the run or the artifact does not exist.
+#' * `mlflowreg_error_io`: writing a local file failed.
+#' * `mlflowreg_error_storage`: Azure Blob Storage failed a download.
+#' * `mlflowreg_error_unreachable`: the server could not be reached.
+#' * `mlflowreg_error_authentication`: an Azure ML token is missing,
+#'   expired or could not be renewed.
+#' * `mlflowreg_error_api`: the server rejected the request; `status` and
+#'   `error_code` say why.
+#'
+#' See [mlflowreg_conditions].
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
+#' mlflow_set_experiment("mlflowreg-examples")
+#' logged <- with(mlflow_start_run(), {
+#'   mlflow_log_model(lm(mpg ~ wt, data = mtcars), "model")
+#' })
+#' local <- mlflow_download_artifacts("model", run_id = logged$run_id)
+#' list.files(local)
 #' @export
 mlflow_download_artifacts <- function(path, run_id = NULL, client = NULL) {
   check_artifact_path(path)

@@ -4,13 +4,23 @@
 
 #' Set the tracking URI
 #'
-#' Sets the MLflow server (or local store) that later calls in this R
-#' session talk to. It takes precedence over `MLFLOW_TRACKING_URI`.
+#' Sets the MLflow server that later calls in this R session talk to. It
+#' takes precedence over the `MLFLOW_TRACKING_URI` environment variable.
+#' No server is contacted until a call needs one.
 #'
-#' @param uri A string: `http://host:port`, `https://...`, an Azure ML
-#'   `azureml://...` URI, or a local store: a directory path or `file:` URI,
-#'   used without any server.
+#' @param uri A non-empty string: `http://host:port`, `https://...`, an
+#'   Azure ML `azureml://...` URI, or a local store: a directory path or
+#'   `file:` URI, used without any server. No default.
 #' @return `uri`, invisibly.
+#' @section Conditions:
+#' `mlflowreg_error_invalid_argument` when `uri` is not a non-empty string
+#' or not a valid URI. See [mlflowreg_conditions].
+#' @seealso [mlflow_get_tracking_uri()], [mlflow_client()].
+#' @examples
+#' old <- mlflow_get_tracking_uri()
+#' mlflow_set_tracking_uri("http://127.0.0.1:5000")
+#' mlflow_get_tracking_uri()
+#' mlflow_set_tracking_uri(old)
 #' @export
 mlflow_set_tracking_uri <- function(uri) {
   check_string(uri)
@@ -32,6 +42,10 @@ mlflow_set_tracking_uri <- function(uri) {
 #' Python mlflow reads.
 #'
 #' @return A string.
+#' @section Conditions:
+#' None.
+#' @examples
+#' mlflow_get_tracking_uri()
 #' @export
 mlflow_get_tracking_uri <- function() {
   tracking_uri_with_origin()$uri
@@ -50,15 +64,42 @@ tracking_uri_with_origin <- function() {
 
 #' Create an MLflow client
 #'
-#' A client names a tracking server. Credentials and transport settings
-#' come from the environment when each call is made: `MLFLOW_TRACKING_TOKEN`,
+#' A client names a tracking server. Creating one checks the URI and
+#' contacts no server. Credentials and transport settings are read from the
+#' environment each time a call is made: `MLFLOW_TRACKING_TOKEN`,
 #' `MLFLOW_TRACKING_USERNAME` and `MLFLOW_TRACKING_PASSWORD`,
 #' `MLFLOW_TRACKING_INSECURE_TLS`, `MLFLOW_TRACKING_SERVER_CERT_PATH`,
 #' `MLFLOW_TRACKING_CLIENT_CERT_PATH`, and `MLFLOW_HTTP_REQUEST_MAX_RETRIES`,
 #' `MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR`, `MLFLOW_HTTP_REQUEST_TIMEOUT`.
 #'
-#' @param tracking_uri The server's URI; by default [mlflow_get_tracking_uri()].
-#' @return An object of class `mlflowreg_client` (and `mlflow_client`).
+#' @param tracking_uri A non-empty string, the server's URI, or `NULL`
+#'   (default) for [mlflow_get_tracking_uri()].
+#' @return An object of class `mlflowreg_client` (and `mlflow_client`), a
+#'   list with `tracking_uri` (with any password in it shown as `***`),
+#'   `origin` (where the URI came from, as error messages name it) and
+#'   `server_url` (the server's base URL; an `azureml://` URI becomes its
+#'   `https://` form).
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: `tracking_uri` is neither a
+#'   non-empty string nor `NULL`, or is not a URI mlflowreg can use.
+#' * `mlflowreg_error_authentication`: an `azureml://` URI without a token
+#'   in `MLFLOW_TRACKING_TOKEN`, or with an expired one.
+#'
+#' See [mlflowreg_conditions].
+#' @examples
+#' mlflow_client("http://127.0.0.1:5000")
+#'
+#' # An Azure ML workspace's tracking URI, as its MLflow settings show it.
+#' # Outside an Azure ML job it needs a token in MLFLOW_TRACKING_TOKEN.
+#' azure_uri <- paste0(
+#'   "azureml://westeurope.api.azureml.ms/mlflow/v1.0/subscriptions/",
+#'   "00000000-0000-0000-0000-000000000000/resourceGroups/my-group/providers/",
+#'   "Microsoft.MachineLearningServices/workspaces/my-workspace"
+#' )
+#' tryCatch(
+#'   mlflow_client(azure_uri),
+#'   mlflowreg_error_authentication = function(e) conditionMessage(e)
+#' )
 #' @export
 mlflow_client <- function(tracking_uri = NULL) {
   check_string(tracking_uri, allow_null = TRUE)
@@ -135,15 +176,4 @@ invoke_rust <- function(client, fun, ...) {
   }
   uri <- if (is.environment(client$handle)) client$handle$uri else client$tracking_uri
   fun(uri, client$origin, ...)
-}
-
-#' @export
-format.mlflowreg_client <- function(x, ...) {
-  sprintf("<mlflow client: %s>", x$server_url)
-}
-
-#' @export
-print.mlflowreg_client <- function(x, ...) {
-  cat(format(x), "\n", sep = "")
-  invisible(x)
 }

@@ -70,11 +70,38 @@ logging_client <- function(client, call = rlang::caller_env()) {
 
 #' Log a parameter
 #'
-#' @param key Parameter name, at most 250 characters.
-#' @param value Parameter value, converted to a string of at most 6000 characters.
-#' @param run_id The run; by default the active run, started when none is.
-#' @param client A client, or `NULL` for the active run's or the default.
+#' Records a parameter of the run, such as a hyperparameter. MLflow keeps
+#' the first value logged for a key; logging a different value later fails.
+#'
+#' @param key A non-empty string of at most 250 characters: the parameter
+#'   name. No default.
+#' @param value A single non-`NA` value, sent as a string of at most 6000
+#'   characters. No default.
+#' @param run_id A string, the run's id, or `NULL` (default) for the active
+#'   run, which is started when none is.
+#' @param client A client from [mlflow_client()], or `NULL` (default) for
+#'   the active run's client, else the default client.
 #' @return `value`, invisibly.
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument has the wrong type, or
+#'   `key` or `value` is too long.
+#' * `mlflowreg_error_not_found`: the run does not exist.
+#' * `mlflowreg_error_unreachable`: the server could not be reached.
+#' * `mlflowreg_error_authentication`: an Azure ML token is missing,
+#'   expired or could not be renewed.
+#' * `mlflowreg_error_api`: the server rejected the request; `status` and
+#'   `error_code` say why.
+#'
+#' See [mlflowreg_conditions].
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
+#' mlflow_set_experiment("mlflowreg-examples")
+#' with(mlflow_start_run(), {
+#'   mlflow_log_param("alpha", 0.5)
+#'   mlflow_log_param("formula", "mpg ~ wt + hp")
+#' })
 #' @export
 mlflow_log_param <- function(key, value, run_id = NULL, client = NULL) {
   check_key(key)
@@ -87,12 +114,40 @@ mlflow_log_param <- function(key, value, run_id = NULL, client = NULL) {
 
 #' Log a metric
 #'
-#' @param key Metric name, at most 250 characters.
-#' @param value A number; `NaN` and `Inf` are sent as MLflow expects them.
-#' @param timestamp Time as POSIXct or milliseconds since the epoch; `NULL` for now.
-#' @param step Whole-number step; `NULL` for 0.
+#' Records one value of a metric; log the same key again with a higher
+#' `step` to build its history ([mlflow_get_metric_history()]).
+#'
+#' @param key A non-empty string of at most 250 characters: the metric
+#'   name. No default.
+#' @param value A single number. `NaN`, `Inf` and `-Inf` are sent as MLflow
+#'   expects them; `NA` is rejected. No default.
+#' @param timestamp The time as a POSIXct or as milliseconds since the
+#'   epoch, or `NULL` (default) for now.
+#' @param step A whole number, the step, or `NULL` (default) for 0.
 #' @inheritParams mlflow_log_param
 #' @return `value`, invisibly.
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument has the wrong type, or
+#'   `key` is too long.
+#' * `mlflowreg_error_not_found`: the run does not exist.
+#' * `mlflowreg_error_unreachable`: the server could not be reached.
+#' * `mlflowreg_error_authentication`: an Azure ML token is missing,
+#'   expired or could not be renewed.
+#' * `mlflowreg_error_api`: the server rejected the request; `status` and
+#'   `error_code` say why.
+#'
+#' See [mlflowreg_conditions].
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
+#' mlflow_set_experiment("mlflowreg-examples")
+#' with(mlflow_start_run(), {
+#'   for (step in 1:3) {
+#'     mlflow_log_metric("rmse", 3 / step, step = step)
+#'   }
+#'   mlflow_get_metric_history("rmse")
+#' })
 #' @export
 mlflow_log_metric <- function(key, value, timestamp = NULL, step = NULL, run_id = NULL, client = NULL) {
   check_key(key)
@@ -111,12 +166,38 @@ mlflow_log_metric <- function(key, value, timestamp = NULL, step = NULL, run_id 
 #' Splits the data into as many requests as the server's limits need
 #' (1000 metrics, 100 params, 100 tags per request).
 #'
-#' @param metrics Data frame with columns `key`, `value` and optionally
-#'   `timestamp` (milliseconds) and `step`, or `NULL`.
-#' @param params Data frame with columns `key` and `value`, or `NULL`.
-#' @param tags Data frame with columns `key` and `value`, or `NULL`.
+#' @param metrics A data frame with columns `key`, `value` and optionally
+#'   `timestamp` (milliseconds since the epoch) and `step`, or `NULL`
+#'   (default) for none.
+#' @param params A data frame with columns `key` and `value`, or `NULL`
+#'   (default) for none.
+#' @param tags A data frame with columns `key` and `value`, or `NULL`
+#'   (default) for none.
 #' @inheritParams mlflow_log_param
 #' @return `NULL`, invisibly.
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument is not a data frame
+#'   with the required columns, or a key or value is invalid or too long.
+#' * `mlflowreg_error_not_found`: the run does not exist.
+#' * `mlflowreg_error_unreachable`: the server could not be reached.
+#' * `mlflowreg_error_authentication`: an Azure ML token is missing,
+#'   expired or could not be renewed.
+#' * `mlflowreg_error_api`: the server rejected the request; `status` and
+#'   `error_code` say why.
+#'
+#' See [mlflowreg_conditions].
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
+#' mlflow_set_experiment("mlflowreg-examples")
+#' with(mlflow_start_run(), {
+#'   mlflow_log_batch(
+#'     metrics = data.frame(key = c("rmse", "r2"), value = c(2.5, 0.83)),
+#'     params = data.frame(key = "formula", value = "mpg ~ wt + hp"),
+#'     tags = data.frame(key = "data", value = "mtcars")
+#'   )
+#' })
 #' @export
 mlflow_log_batch <- function(metrics = NULL, params = NULL, tags = NULL, run_id = NULL, client = NULL) {
   metric_rows <- batch_rows(metrics, c("key", "value"), "metrics", function(row) {
@@ -153,10 +234,38 @@ batch_rows <- function(frame, columns, arg, convert, call = rlang::caller_env())
 
 #' Set or delete a run tag
 #'
-#' @param key Tag key, at most 250 characters.
-#' @param value Tag value, converted to a string of at most 8000 characters.
-#' @inheritParams mlflow_log_param
+#' @param key A non-empty string of at most 250 characters: the tag key. No
+#'   default.
+#' @param value A single non-`NA` value, sent as a string of at most 8000
+#'   characters. No default.
+#' @param run_id A string, the run's id, or `NULL` (default) for the active
+#'   run. `mlflow_set_tag()` starts a run when none is active;
+#'   `mlflow_delete_tag()` fails instead.
+#' @param client A client from [mlflow_client()], or `NULL` (default) for
+#'   the active run's client, else the default client.
 #' @return `NULL`, invisibly.
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument has the wrong type, or
+#'   `key` or `value` is too long.
+#' * `mlflowreg_error_not_found`: the run or, for `mlflow_delete_tag()`, the
+#'   tag does not exist.
+#' * `mlflowreg_error_unreachable`: the server could not be reached.
+#' * `mlflowreg_error_authentication`: an Azure ML token is missing,
+#'   expired or could not be renewed.
+#' * `mlflowreg_error_api`: the server rejected the request; `status` and
+#'   `error_code` say why.
+#'
+#' See [mlflowreg_conditions].
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
+#' mlflow_set_experiment("mlflowreg-examples")
+#' with(mlflow_start_run(), {
+#'   mlflow_set_tag("data", "mtcars")
+#'   mlflow_set_tag("draft", TRUE)
+#'   mlflow_delete_tag("draft")
+#' })
 #' @export
 mlflow_set_tag <- function(key, value, run_id = NULL, client = NULL) {
   check_key(key)
@@ -179,10 +288,35 @@ mlflow_delete_tag <- function(key, run_id = NULL, client = NULL) {
 
 #' Get the history of a metric
 #'
-#' @param metric_key Metric name.
-#' @param run_id The run; by default the active run.
-#' @param client A client, or `NULL` for the active run's or the default.
-#' @return A tibble with `key`, `value`, `timestamp` (POSIXct) and `step`.
+#' @param metric_key A non-empty string of at most 250 characters: the
+#'   metric name. No default.
+#' @param run_id A string, the run's id, or `NULL` (default) for the active
+#'   run.
+#' @param client A client from [mlflow_client()], or `NULL` (default) for
+#'   the active run's client, else the default client.
+#' @return A tibble with `key`, `value`, `timestamp` (POSIXct) and `step`,
+#'   one row per logged value.
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument has the wrong type, or
+#'   `run_id` is `NULL` while no run is active.
+#' * `mlflowreg_error_not_found`: the run does not exist.
+#' * `mlflowreg_error_unreachable`: the server could not be reached.
+#' * `mlflowreg_error_authentication`: an Azure ML token is missing,
+#'   expired or could not be renewed.
+#' * `mlflowreg_error_api`: the server rejected the request; `status` and
+#'   `error_code` say why.
+#'
+#' See [mlflowreg_conditions].
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
+#' mlflow_set_experiment("mlflowreg-examples")
+#' run <- mlflow_start_run()
+#' mlflow_log_metric("loss", 0.9, step = 1)
+#' mlflow_log_metric("loss", 0.4, step = 2)
+#' mlflow_end_run()
+#' mlflow_get_metric_history("loss", run_id = run$run_id)
 #' @export
 mlflow_get_metric_history <- function(metric_key, run_id = NULL, client = NULL) {
   check_key(metric_key)
@@ -203,12 +337,36 @@ metrics_tibble <- function(metrics) {
 
 #' Search runs
 #'
-#' @param filter Filter string such as `"metrics.rmse < 1"`, or `NULL`.
-#' @param run_view_type `"ACTIVE_ONLY"`, `"DELETED_ONLY"` or `"ALL"`.
-#' @param experiment_ids Experiments to search; by default the active one.
-#' @param order_by Character vector of order clauses.
-#' @param client A client, or `NULL` for the default.
-#' @return A tibble with one row per run, in the shape of [mlflow_get_run()].
+#' @param filter A string, a filter such as `"metrics.rmse < 1"`, or `NULL`
+#'   (default) for all runs.
+#' @param run_view_type One of `"ACTIVE_ONLY"` (default), `"DELETED_ONLY"`
+#'   or `"ALL"`.
+#' @param experiment_ids A character vector of experiment ids, or `NULL`
+#'   (default) for the active experiment.
+#' @param order_by A character vector (or list) of order clauses such as
+#'   `"metrics.rmse ASC"`. Default `list()`: the server's order.
+#' @param client A client from [mlflow_client()], or `NULL` (default) for
+#'   the default client.
+#' @return A tibble with one row per run, in the shape of
+#'   [mlflow_get_run()]; every page of results is fetched.
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument has the wrong type.
+#' * `mlflowreg_error_not_found`: an experiment does not exist.
+#' * `mlflowreg_error_unreachable`: the server could not be reached.
+#' * `mlflowreg_error_authentication`: an Azure ML token is missing,
+#'   expired or could not be renewed.
+#' * `mlflowreg_error_api`: the server rejected the request; `status` and
+#'   `error_code` say why.
+#'
+#' See [mlflowreg_conditions].
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
+#' mlflow_set_experiment("mlflowreg-examples")
+#' with(mlflow_start_run(), mlflow_log_metric("rmse", 2.5))
+#' runs <- mlflow_search_runs(filter = "metrics.rmse < 3", order_by = "metrics.rmse ASC")
+#' runs[, c("run_id", "status")]
 #' @export
 mlflow_search_runs <- function(filter = NULL, run_view_type = c("ACTIVE_ONLY", "DELETED_ONLY", "ALL"),
                                experiment_ids = NULL, order_by = list(), client = NULL) {
@@ -229,11 +387,42 @@ mlflow_search_runs <- function(filter = NULL, run_view_type = c("ACTIVE_ONLY", "
 
 #' Terminate, delete or restore a run
 #'
-#' @param status `"FINISHED"`, `"FAILED"` or `"KILLED"`.
-#' @param end_time End time as POSIXct or milliseconds; `NULL` for now.
-#' @param run_id The run; for `mlflow_set_terminated()` by default the active run.
-#' @param client A client, or `NULL` for the default.
-#' @return `mlflow_set_terminated()` returns the run; the others `NULL`. Invisibly.
+#' `mlflow_set_terminated()` ends a run with a status, like
+#' [mlflow_end_run()], and removes it from the active runs.
+#' `mlflow_delete_run()` marks a run deleted; `mlflow_restore_run()` undoes
+#' that.
+#'
+#' @param status One of `"FINISHED"` (default), `"FAILED"` or `"KILLED"`.
+#' @param end_time The end time as a POSIXct or as milliseconds since the
+#'   epoch, or `NULL` (default) for now.
+#' @param run_id A string, the run's id. No default for `mlflow_delete_run()`
+#'   and `mlflow_restore_run()`; `NULL` (default) for the active run in
+#'   `mlflow_set_terminated()`.
+#' @param client A client from [mlflow_client()], or `NULL` (default) for
+#'   the default client.
+#' @return `mlflow_set_terminated()` returns the run (a one-row tibble of
+#'   class `mlflow_run`); the others return `NULL`. Invisibly.
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument has the wrong type, or
+#'   `run_id` is `NULL` while no run is active.
+#' * `mlflowreg_error_not_found`: the run does not exist.
+#' * `mlflowreg_error_unreachable`: the server could not be reached.
+#' * `mlflowreg_error_authentication`: an Azure ML token is missing,
+#'   expired or could not be renewed.
+#' * `mlflowreg_error_api`: the server rejected the request; `status` and
+#'   `error_code` say why.
+#'
+#' See [mlflowreg_conditions].
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
+#' mlflow_set_experiment("mlflowreg-examples")
+#' run <- mlflow_start_run()
+#' mlflow_set_terminated("KILLED")
+#' mlflow_delete_run(run$run_id)
+#' mlflow_restore_run(run$run_id)
+#' mlflow_get_run(run$run_id)$status
 #' @export
 mlflow_set_terminated <- function(status = c("FINISHED", "FAILED", "KILLED"), end_time = NULL,
                                   run_id = NULL, client = NULL) {
@@ -270,8 +459,20 @@ mlflow_restore_run <- function(run_id, client = NULL) {
 #' Get the id of a run or experiment
 #'
 #' @param object A run from [mlflow_start_run()] or [mlflow_get_run()], or an
-#'   experiment from [mlflow_get_experiment()].
+#'   experiment from [mlflow_get_experiment()]. No default.
 #' @return The id, a string.
+#' @section Conditions:
+#' `mlflowreg_error_invalid_argument` when `object` is neither a run nor an
+#' experiment. See [mlflowreg_conditions].
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
+#' mlflow_set_experiment("mlflowreg-examples")
+#' run <- mlflow_start_run()
+#' mlflow_end_run()
+#' mlflow_id(run)
+#' mlflow_id(mlflow_get_experiment())
 #' @export
 mlflow_id <- function(object) {
   UseMethod("mlflow_id")

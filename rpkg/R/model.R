@@ -11,7 +11,7 @@ default_packages <- c("base", "stats", "utils", "methods", "graphics", "grDevice
 #' registries that require a `python_function` flavor (Azure ML) accept it
 #' and `mlflow.pyfunc.load_model()` predicts with it.
 #'
-#' `model` can be a [carrier::crate()], a plain function, or any object
+#' `model` can be a `carrier::crate()`, a plain function, or any object
 #' with a `predict()` method (an `lm` or `glm` fit, for example), which is
 #' wrapped as `function(data, ...) predict(model, newdata = data, ...)`.
 #' A plain function whose free variables live in the global environment
@@ -20,15 +20,46 @@ default_packages <- c("base", "stats", "utils", "methods", "graphics", "grDevice
 #'
 #' The directory is written next to `path` and renamed into place: a failed
 #' save leaves nothing behind. An existing MLflow model at `path` is
-#' replaced; any other existing directory raises
-#' `mlflowreg_error_not_a_model_directory`.
+#' replaced.
 #'
-#' @param model The model: a function, a crate, or an object with a
-#'   `predict()` method.
-#' @param path Directory to write.
-#' @param model_spec Unused; accepted for compatibility with R mlflow.
-#' @param ... Unused.
-#' @return `path`, invisibly.
+#' @param model The model: a function of the input data, a
+#'   `carrier::crate()`, or an object with a `predict()` method. No default.
+#' @param path A non-empty string: the directory to write. `~` is expanded.
+#'   No default.
+#' @param model_spec Ignored; accepted for compatibility with R mlflow.
+#'   Default `list()`.
+#' @param ... Ignored.
+#' @return The expanded `path`, invisibly.
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument has the wrong type, or
+#'   `model` is neither a function nor an object with a `predict()` method.
+#' * `mlflowreg_error_unsafe_model`: the model would not load in a fresh R
+#'   session: it calls a function of a package that R does not attach by
+#'   default without writing `package::name`, refers to global variables
+#'   from inside another function, or has a `predict()` method defined in
+#'   the global environment.
+#' * `mlflowreg_error_not_a_model_directory`: `path` is an existing,
+#'   non-empty directory that holds no MLflow model.
+#' * `mlflowreg_error_io`: writing the directory failed.
+#'
+#' It warns with class `mlflowreg_warning_undefined_names` when the model
+#' function uses names that are defined nowhere (harmless for data
+#' columns). See [mlflowreg_conditions].
+#' @seealso [mlflow_log_model()] to save and upload in one step,
+#'   [mlflow_load_model()].
+#' @examples
+#' fit <- lm(mpg ~ wt + hp, data = mtcars)
+#' path <- file.path(tempdir(), "mtcars-lm")
+#' mlflow_save_model(fit, path)
+#' list.files(path, recursive = TRUE)
+#'
+#' # The python_function flavor that strict registries require:
+#' cat(readLines(file.path(path, "MLmodel")), sep = "\n")
+#'
+#' # A plain function works too; the global `ratio` is copied into the model.
+#' ratio <- 2
+#' double_mpg <- function(data) data$mpg * ratio
+#' mlflow_save_model(double_mpg, file.path(tempdir(), "double-mpg"))
 #' @export
 mlflow_save_model <- function(model, path, model_spec = list(), ...) {
   check_string(path)
@@ -46,19 +77,48 @@ mlflow_save_model <- function(model, path, model_spec = list(), ...) {
 #'
 #' Saves `model` as [mlflow_save_model()] does and uploads it into the
 #' active run's artifacts at `artifact_path`, starting a run when none is
-#' active. With `registered_model_name`, also registers it as a new version
-#' of that model (created when missing) and waits until it is READY.
+#' active. With `registered_model_name`, it also registers the model as a
+#' new version of that registered model (created when missing) and waits
+#' until the version is `READY`.
 #'
 #' @inheritParams mlflow_save_model
-#' @param artifact_path Folder of the model inside the run's artifacts.
-#' @param registered_model_name Register the model under this name, or `NULL`.
-#' @param await_registration_for Seconds to wait for the new version to be
-#'   READY; 0 to return at once.
-#' @param client A client, or `NULL` for the active run's or the default.
-#' @return A list of class `mlflow_logged_model` with `model_uri`
-#'   (`runs:/<run_id>/<artifact_path>`), `run_id`, `artifact_path`,
-#'   `artifact_uri`, `flavors` and, when registered, `model_version`.
-#'   Invisibly.
+#' @param artifact_path A non-empty string: the model's folder inside the
+#'   run's artifacts, such as `"model"`. No default.
+#' @param ... Ignored.
+#' @param registered_model_name A non-empty string, the name to register the
+#'   model under, or `NULL` (default) to only log it.
+#' @param await_registration_for A number >= 0: seconds to wait for the new
+#'   version to be `READY`, or 0 to return at once. Default 300.
+#' @param client A client from [mlflow_client()], or `NULL` (default) for
+#'   the active run's client, else the default client.
+#' @return Invisibly, a list of class `mlflow_logged_model` with
+#'   `model_uri` (`runs:/<run_id>/<artifact_path>`), `run_id`,
+#'   `artifact_path`, `artifact_uri`, `flavors` and, when registered,
+#'   `model_version` (an `mlflow_model_version`, see
+#'   [mlflow_get_model_version()]).
+#' @section Conditions:
+#' Those of [mlflow_save_model()], and:
+#' * `mlflowreg_error_unreachable`, `mlflowreg_error_not_found`,
+#'   `mlflowreg_error_api`: the server could not be reached or rejected a
+#'   request. A strict registry's rejection of a model version is an
+#'   `mlflowreg_error_api` with `status` 400.
+#' * `mlflowreg_error_registration`: the new version failed or was not
+#'   `READY` within `await_registration_for` seconds.
+#'
+#' It warns with class `mlflowreg_warning` when the model was uploaded but
+#' recording it in the run failed. See [mlflowreg_conditions].
+#' @seealso [mlflow_register_model()] to register a logged model later.
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
+#' fit <- lm(mpg ~ wt + hp, data = mtcars)
+#' mlflow_set_experiment("mlflowreg-examples")
+#' logged <- with(mlflow_start_run(), {
+#'   mlflow_log_model(fit, "model", registered_model_name = "mlflowreg-example-lm")
+#' })
+#' logged
+#' logged$model_version
 #' @export
 mlflow_log_model <- function(model, artifact_path, ..., registered_model_name = NULL,
                              await_registration_for = 300, client = NULL) {
@@ -115,17 +175,47 @@ mlflow_log_model <- function(model, artifact_path, ..., registered_model_name = 
 
 #' Load a model
 #'
-#' Loads a model saved or logged with R's `crate` flavor, by R mlflow or by
-#' mlflowreg, and returns the R function.
+#' Downloads a model (unless it is a local directory) and returns the R
+#' function saved in its `crate` flavor, by R mlflow or by mlflowreg.
 #'
-#' @param model_uri A local directory, `runs:/<run_id>/<path>`,
-#'   `models:/<name>/<version>`, `models:/<name>/<stage>`,
-#'   `models:/<name>@<alias>` or an artifact URI such as
-#'   `mlflow-artifacts:/...`.
-#' @param flavor `NULL` or `"crate"`, the only flavor R can load.
-#' @param client A client, or `NULL` for the default. Not needed for a
-#'   local directory.
+#' @param model_uri A non-empty string: a local directory,
+#'   `runs:/<run_id>/<path>`, `models:/<name>/<version>`,
+#'   `models:/<name>/<stage>`, `models:/<name>@<alias>`, or an artifact URI
+#'   such as `mlflow-artifacts:/...`. No default.
+#' @param flavor `NULL` (default) or `"crate"`, the only flavor R can load.
+#' @param client A client from [mlflow_client()], or `NULL` (default) for
+#'   the default client. A local directory needs no client.
 #' @return The model function; predict with [mlflow_predict()].
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument has the wrong type, or
+#'   `model_uri` names no MLflow model (a directory without an `MLmodel`
+#'   file, for example).
+#' * `mlflowreg_error_unsupported`: the model has no `crate` flavor, or
+#'   `model_uri` uses a scheme mlflowreg cannot download from.
+#' * `mlflowreg_error_parse`: the `MLmodel` file is not valid.
+#' * `mlflowreg_error_unreachable`, `mlflowreg_error_not_found`,
+#'   `mlflowreg_error_api`: the server could not be reached, or the run,
+#'   model, version or alias does not exist.
+#' * `mlflowreg_error_io`: reading or downloading a file failed.
+#'
+#' See [mlflowreg_conditions].
+#' @examples
+#' path <- file.path(tempdir(), "mtcars-glm")
+#' fit <- glm(am ~ wt, data = mtcars, family = binomial())
+#' mlflow_save_model(fit, path)
+#'
+#' model <- mlflow_load_model(path)
+#' head(mlflow_predict(model, mtcars, type = "response"))
+#'
+#' # From a registry, here in a local store in a temporary directory:
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
+#' mlflow_set_experiment("mlflowreg-examples")
+#' logged <- with(mlflow_start_run(), {
+#'   mlflow_log_model(fit, "model", registered_model_name = "mlflowreg-example-glm")
+#' })
+#' version <- logged$model_version$version
+#' model <- mlflow_load_model(paste0("models:/mlflowreg-example-glm/", version))
+#' head(mlflow_predict(model, mtcars, type = "response"))
 #' @export
 mlflow_load_model <- function(model_uri, flavor = NULL, client = NULL) {
   check_string(model_uri)
@@ -183,15 +273,30 @@ mlflow_load_model <- function(model_uri, flavor = NULL, client = NULL) {
 
 #' Predict with a loaded model
 #'
-#' @param model A model from [mlflow_load_model()].
-#' @param data The input, usually a data frame.
-#' @param ... Passed to the model function.
-#' @return What the model function returns.
+#' Calls the model function with `data` and the other arguments. It is a
+#' generic, so other packages can add methods for their own model classes.
+#'
+#' @param model A model function from [mlflow_load_model()]. No default.
+#' @param data The input, usually a data frame. No default.
+#' @param ... Passed to the model function; for a model saved from an
+#'   object with a `predict()` method, passed on to `predict()`.
+#' @return What the model function returns: for an `lm` fit, a named
+#'   numeric vector.
+#' @section Conditions:
+#' `mlflowreg_error_invalid_argument` when `model` is not a function. Errors
+#' of the model function itself are passed through. See
+#' [mlflowreg_conditions].
+#' @examples
+#' path <- file.path(tempdir(), "mtcars-predict")
+#' mlflow_save_model(lm(mpg ~ wt + hp, data = mtcars), path)
+#' model <- mlflow_load_model(path)
+#' mlflow_predict(model, data.frame(wt = c(2.5, 3.5), hp = c(100, 150)))
 #' @export
 mlflow_predict <- function(model, data, ...) {
   UseMethod("mlflow_predict")
 }
 
+#' @rdname mlflow_predict
 #' @export
 mlflow_predict.default <- function(model, data, ...) {
   if (!is.function(model)) {

@@ -33,11 +33,40 @@ profile_arg <- function(profile, arg = rlang::caller_arg(profile), call = rlang:
 
 #' Create a registered model
 #'
-#' @param name Name of the registered model.
-#' @param tags Named list of tags.
-#' @param description Description, or `NULL`.
-#' @param client A client, or `NULL` for the default.
-#' @return The registered model, a list of class `mlflow_registered_model`.
+#' Creates an empty registered model, to which [mlflow_create_model_version()]
+#' adds versions. [mlflow_register_model()] and [mlflow_log_model()] create
+#' it when missing, so this is needed only to set tags or a description
+#' first.
+#'
+#' @param name A non-empty string: the registered model's name. No default.
+#' @param tags A named list (or named character vector) of scalar tag
+#'   values, or `NULL` (default) for none.
+#' @param description A string, or `NULL` (default) for none.
+#' @param client A client from [mlflow_client()], or `NULL` (default) for
+#'   the default client.
+#' @return The registered model: a list of class `mlflow_registered_model`
+#'   with the server's fields (`name`, `creation_timestamp`, `description`,
+#'   `latest_versions`, `tags`, `aliases`, ...).
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument has the wrong type.
+#' * `mlflowreg_error_already_exists`: a registered model of that name
+#'   exists.
+#' * `mlflowreg_error_unreachable`: the server could not be reached.
+#' * `mlflowreg_error_api`: the server rejected the request; `status` and
+#'   `error_code` say why.
+#'
+#' See [mlflowreg_conditions].
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
+#' name <- "mlflowreg-example-registered"
+#' model <- tryCatch(
+#'   mlflow_create_registered_model(name, tags = list(team = "pricing"),
+#'     description = "Linear model of fuel use"),
+#'   mlflowreg_error_already_exists = function(e) mlflow_get_registered_model(name)
+#' )
+#' model
 #' @export
 mlflow_create_registered_model <- function(name, tags = NULL, description = NULL, client = NULL) {
   check_model_name(name)
@@ -50,7 +79,27 @@ mlflow_create_registered_model <- function(name, tags = NULL, description = NULL
 #' Get a registered model
 #'
 #' @inheritParams mlflow_create_registered_model
-#' @return The registered model, a list of class `mlflow_registered_model`.
+#' @return The registered model: a list of class `mlflow_registered_model`,
+#'   as [mlflow_create_registered_model()] returns it, with the latest
+#'   version of each stage in `latest_versions` and the `aliases`.
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument has the wrong type.
+#' * `mlflowreg_error_not_found`: no registered model has that name.
+#' * `mlflowreg_error_unreachable`: the server could not be reached.
+#' * `mlflowreg_error_api`: the server rejected the request; `status` and
+#'   `error_code` say why.
+#'
+#' See [mlflowreg_conditions].
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
+#' name <- "mlflowreg-example-registered"
+#' model <- tryCatch(
+#'   mlflow_get_registered_model(name),
+#'   mlflowreg_error_not_found = function(e) mlflow_create_registered_model(name)
+#' )
+#' model$name
 #' @export
 mlflow_get_registered_model <- function(name, client = NULL) {
   check_string(name)
@@ -59,9 +108,32 @@ mlflow_get_registered_model <- function(name, client = NULL) {
 
 #' Rename a registered model
 #'
-#' @inheritParams mlflow_create_registered_model
-#' @param new_name The new name.
-#' @return The renamed registered model.
+#' Its versions move with it; `models:/` URIs must then use the new name.
+#'
+#' @param name A non-empty string: the registered model. No default.
+#' @param new_name A non-empty string: the new name. No default.
+#' @param client A client from [mlflow_client()], or `NULL` (default) for
+#'   the default client.
+#' @return The renamed registered model, of class `mlflow_registered_model`.
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument has the wrong type.
+#' * `mlflowreg_error_not_found`: the registered model does not exist.
+#' * `mlflowreg_error_already_exists`: `new_name` is taken.
+#' * `mlflowreg_error_unreachable`: the server could not be reached.
+#' * `mlflowreg_error_authentication`: an Azure ML token is missing,
+#'   expired or could not be renewed.
+#' * `mlflowreg_error_api`: the server rejected the request; `status` and
+#'   `error_code` say why.
+#'
+#' See [mlflowreg_conditions].
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
+#' name <- basename(tempfile("mlflowreg-example-"))
+#' mlflow_create_registered_model(name)
+#' mlflow_rename_registered_model(name, paste0(name, "-renamed"))
+#' mlflow_delete_registered_model(paste0(name, "-renamed"))
 #' @export
 mlflow_rename_registered_model <- function(name, new_name, client = NULL) {
   check_string(name)
@@ -72,8 +144,29 @@ mlflow_rename_registered_model <- function(name, new_name, client = NULL) {
 
 #' Update a registered model's description
 #'
-#' @inheritParams mlflow_create_registered_model
-#' @return The updated registered model.
+#' @param name A non-empty string: the registered model. No default.
+#' @param description A string: the new description. No default.
+#' @param client A client from [mlflow_client()], or `NULL` (default) for
+#'   the default client.
+#' @return The updated registered model, of class `mlflow_registered_model`.
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument has the wrong type.
+#' * `mlflowreg_error_not_found`: the registered model does not exist.
+#' * `mlflowreg_error_unreachable`: the server could not be reached.
+#' * `mlflowreg_error_authentication`: an Azure ML token is missing,
+#'   expired or could not be renewed.
+#' * `mlflowreg_error_api`: the server rejected the request; `status` and
+#'   `error_code` say why.
+#'
+#' See [mlflowreg_conditions].
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
+#' name <- "mlflowreg-example-registered"
+#' tryCatch(mlflow_create_registered_model(name),
+#'   mlflowreg_error_already_exists = function(e) NULL)
+#' mlflow_update_registered_model(name, "Linear models of fuel use")
 #' @export
 mlflow_update_registered_model <- function(name, description, client = NULL) {
   check_string(name)
@@ -86,8 +179,30 @@ mlflow_update_registered_model <- function(name, description, client = NULL) {
 
 #' Delete a registered model and all its versions
 #'
-#' @inheritParams mlflow_create_registered_model
+#' The server deletes the versions' registry entries; the run artifacts
+#' they point at stay.
+#'
+#' @param name A non-empty string: the registered model. No default.
+#' @param client A client from [mlflow_client()], or `NULL` (default) for
+#'   the default client.
 #' @return `NULL`, invisibly.
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument has the wrong type.
+#' * `mlflowreg_error_not_found`: the registered model does not exist.
+#' * `mlflowreg_error_unreachable`: the server could not be reached.
+#' * `mlflowreg_error_authentication`: an Azure ML token is missing,
+#'   expired or could not be renewed.
+#' * `mlflowreg_error_api`: the server rejected the request; `status` and
+#'   `error_code` say why.
+#'
+#' See [mlflowreg_conditions].
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
+#' name <- basename(tempfile("mlflowreg-example-"))
+#' mlflow_create_registered_model(name)
+#' mlflow_delete_registered_model(name)
 #' @export
 mlflow_delete_registered_model <- function(name, client = NULL) {
   check_string(name)
@@ -97,10 +212,32 @@ mlflow_delete_registered_model <- function(name, client = NULL) {
 
 #' Set or delete a tag of a registered model
 #'
-#' @inheritParams mlflow_create_registered_model
-#' @param key Tag key.
-#' @param value Tag value, converted to a string.
+#' @param name A non-empty string: the registered model. No default.
+#' @param key A non-empty string: the tag key. No default.
+#' @param value A single non-`NA` value, sent as a string. No default.
+#' @param client A client from [mlflow_client()], or `NULL` (default) for
+#'   the default client.
 #' @return `NULL`, invisibly.
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument has the wrong type.
+#' * `mlflowreg_error_not_found`: the registered model does not exist.
+#' * `mlflowreg_error_unreachable`: the server could not be reached.
+#' * `mlflowreg_error_authentication`: an Azure ML token is missing,
+#'   expired or could not be renewed.
+#' * `mlflowreg_error_api`: the server rejected the request; `status` and
+#'   `error_code` say why.
+#'
+#' See [mlflowreg_conditions].
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
+#' name <- "mlflowreg-example-registered"
+#' tryCatch(mlflow_create_registered_model(name),
+#'   mlflowreg_error_already_exists = function(e) NULL)
+#' mlflow_set_registered_model_tag(name, "team", "pricing")
+#' mlflow_get_registered_model(name)
+#' mlflow_delete_registered_model_tag(name, "team")
 #' @export
 mlflow_set_registered_model_tag <- function(name, key, value, client = NULL) {
   check_string(name)
@@ -124,13 +261,36 @@ mlflow_delete_registered_model_tag <- function(name, key, client = NULL) {
 #' Unlike R mlflow, this sends a GET request, which the server requires,
 #' and follows the server's pages itself.
 #'
-#' @param filter Filter string such as `"name LIKE 'churn%'"`, or `NULL`.
-#' @param max_results Largest number of models to return; `NULL` for all.
-#' @param order_by Character vector of order clauses such as `"name ASC"`.
-#' @param page_token Token from an earlier search to continue from, or `NULL`.
-#' @param client A client, or `NULL` for the default.
-#' @return A list with `registered_models` (a list of registered models) and
-#'   `next_page_token` (`NULL` when there are no more).
+#' @param filter A string, a filter such as `"name LIKE 'churn%'"`, or
+#'   `NULL` (default) for all registered models.
+#' @param max_results A number >= 1, the largest number of results to
+#'   return, or `NULL` (default) for all.
+#' @param order_by A character vector (or list) of order clauses such as
+#'   `"name ASC"`. Default `list()`: the server's order.
+#' @param page_token A string from an earlier search's `next_page_token`,
+#'   or `NULL` (default) to start at the first page.
+#' @param client A client from [mlflow_client()], or `NULL` (default) for
+#'   the default client.
+#' @return A list with `registered_models` (a list of
+#'   `mlflow_registered_model` objects) and `next_page_token` (`NULL` when
+#'   there are no more).
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument has the wrong type.
+#' * `mlflowreg_error_unreachable`: the server could not be reached.
+#' * `mlflowreg_error_authentication`: an Azure ML token is missing,
+#'   expired or could not be renewed.
+#' * `mlflowreg_error_api`: the server rejected the request; `status` and
+#'   `error_code` say why.
+#'
+#' See [mlflowreg_conditions].
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
+#' tryCatch(mlflow_create_registered_model("mlflowreg-example-registered"),
+#'   mlflowreg_error_already_exists = function(e) NULL)
+#' found <- mlflow_search_registered_models(filter = "name LIKE 'mlflowreg-example-%'")
+#' vapply(found$registered_models, function(model) model$name, "")
 #' @export
 mlflow_search_registered_models <- function(filter = NULL, max_results = NULL, order_by = list(),
                                             page_token = NULL, client = NULL) {
@@ -149,8 +309,31 @@ mlflow_search_registered_models <- function(filter = NULL, max_results = NULL, o
 #' Search model versions
 #'
 #' @inheritParams mlflow_search_registered_models
-#' @param filter Filter string such as `"name = 'churn'"`, or `NULL`.
-#' @return A list with `model_versions` and `next_page_token`.
+#' @param filter A string, a filter such as `"name = 'churn'"` or
+#'   `"run_id = '<id>'"`, or `NULL` (default) for all versions.
+#' @return A list with `model_versions` (a list of `mlflow_model_version`
+#'   objects) and `next_page_token` (`NULL` when there are no more).
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument has the wrong type.
+#' * `mlflowreg_error_unreachable`: the server could not be reached.
+#' * `mlflowreg_error_authentication`: an Azure ML token is missing,
+#'   expired or could not be renewed.
+#' * `mlflowreg_error_api`: the server rejected the request; `status` and
+#'   `error_code` say why.
+#'
+#' See [mlflowreg_conditions].
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
+#' mlflow_set_experiment("mlflowreg-examples")
+#' logged <- with(mlflow_start_run(), {
+#'   mlflow_log_model(lm(mpg ~ wt, data = mtcars), "model",
+#'     registered_model_name = "mlflowreg-example-versions")
+#' })
+#' version <- logged$model_version$version
+#' found <- mlflow_search_model_versions("name = 'mlflowreg-example-versions'")
+#' length(found$model_versions)
 #' @export
 mlflow_search_model_versions <- function(filter = NULL, max_results = NULL, order_by = list(),
                                          page_token = NULL, client = NULL) {
@@ -174,10 +357,36 @@ order_by_arg <- function(order_by, call = rlang::caller_env()) {
 
 #' Get the latest versions of a registered model
 #'
-#' @inheritParams mlflow_create_registered_model
-#' @param stages Stages to look in (`"None"`, `"Staging"`, `"Production"`,
-#'   `"Archived"`); all when empty.
-#' @return A list of model versions, the newest in each stage.
+#' @param name A non-empty string: the registered model. No default.
+#' @param stages A character vector (or list) of stages to look in, from
+#'   `"None"`, `"Staging"`, `"Production"` and `"Archived"` (any case).
+#'   Default `list()`: every stage.
+#' @param client A client from [mlflow_client()], or `NULL` (default) for
+#'   the default client.
+#' @return A list of `mlflow_model_version` objects, the newest in each
+#'   stage.
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument has the wrong type, or
+#'   a stage is not one of the four.
+#' * `mlflowreg_error_not_found`: the registered model does not exist.
+#' * `mlflowreg_error_unreachable`: the server could not be reached.
+#' * `mlflowreg_error_authentication`: an Azure ML token is missing,
+#'   expired or could not be renewed.
+#' * `mlflowreg_error_api`: the server rejected the request; `status` and
+#'   `error_code` say why.
+#'
+#' See [mlflowreg_conditions].
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
+#' mlflow_set_experiment("mlflowreg-examples")
+#' logged <- with(mlflow_start_run(), {
+#'   mlflow_log_model(lm(mpg ~ wt, data = mtcars), "model",
+#'     registered_model_name = "mlflowreg-example-versions")
+#' })
+#' version <- logged$model_version$version
+#' mlflow_get_latest_versions("mlflowreg-example-versions", stages = "None")
 #' @export
 mlflow_get_latest_versions <- function(name, stages = list(), client = NULL) {
   check_string(name)
@@ -199,26 +408,65 @@ stage_arg <- function(stage, arg = "stage", call = rlang::caller_env()) {
 
 #' Create a model version
 #'
-#' Checks the model's `MLmodel` against the registry's rules first (see
-#' [mlflowreg_validate_model()]) and raises `mlflowreg_error_validation`
-#' before any version exists when it breaks one. Unlike R mlflow, the tags
-#' are sent, and the call waits until the version is READY (as Python's
-#' `MlflowClient` does), raising `mlflowreg_error_registration` when it
-#' fails or the wait times out.
+#' Adds a version to an existing registered model from model files that are
+#' already uploaded. It checks the model's `MLmodel` against the registry's
+#' rules first (see [mlflowreg_validate_model()]) and raises
+#' `mlflowreg_error_validation` before any version exists when the model
+#' breaks one. Unlike R mlflow, the tags are sent, and the call waits until
+#' the version is `READY` (as Python's `MlflowClient` does).
 #'
-#' @param name Name of the registered model, which must exist.
-#' @param source Where the model files are: the `artifact_uri` that
-#'   [mlflow_log_model()] returns, a `runs:/` URI (with its `run_id`) or a
-#'   `models:/` URI.
-#' @param run_id Run that produced the model, or `NULL`.
-#' @param tags Named list of version tags.
-#' @param run_link Link to the run, or `NULL`.
-#' @param description Description, or `NULL`.
-#' @param await_registration_for Seconds to wait for READY; 0 to return at once.
-#' @param profile Validation profile: `NULL` picks it from the tracking URI
-#'   (`"azureml"` for Azure ML, else `"mlflow"`); `"none"` skips the check.
-#' @param client A client, or `NULL` for the default.
-#' @return The model version, a list of class `mlflow_model_version`.
+#' @param name A non-empty string: the registered model, which must exist.
+#'   No default.
+#' @param source A non-empty string: where the model files are, such as the
+#'   `artifact_uri` that [mlflow_log_model()] returns, a `runs:/` URI (with
+#'   its `run_id`) or a `models:/` URI. No default.
+#' @param run_id A string, the run that produced the model, or `NULL`
+#'   (default).
+#' @param tags A named list of scalar version tags, or `NULL` (default).
+#' @param run_link A string, a link to the run, or `NULL` (default).
+#' @param description A string, or `NULL` (default).
+#' @param await_registration_for A number >= 0: seconds to wait for the
+#'   version to be `READY`, or 0 to return at once. Default 300.
+#' @param profile A string naming the registry rules to check: `"mlflow"`,
+#'   `"azureml"`, `"databricks-uc"` or `"none"` to skip the check; `NULL`
+#'   (default) picks `"azureml"` for an Azure ML tracking URI, else
+#'   `"mlflow"`.
+#' @param client A client from [mlflow_client()], or `NULL` (default) for
+#'   the default client.
+#' @return The model version: a list of class `mlflow_model_version` with
+#'   the server's fields (`name`, `version` as a string, `status`,
+#'   `source`, `run_id`, `aliases`, `tags`, ...).
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument has the wrong type.
+#' * `mlflowreg_error_validation`: the model breaks a rule of `profile`,
+#'   such as Azure ML's demand for a `python_function` flavor; nothing was
+#'   registered.
+#' * `mlflowreg_error_not_found`: the registered model or the source does
+#'   not exist.
+#' * `mlflowreg_error_api`: the server rejected the version. A strict
+#'   registry such as Azure ML answers HTTP 400 (`status` 400) for a model
+#'   without a `python_function` flavor when the check is skipped.
+#' * `mlflowreg_error_registration`: the version ended in
+#'   `FAILED_REGISTRATION` or was not `READY` in time.
+#' * `mlflowreg_error_unreachable`, `mlflowreg_error_authentication`: the
+#'   server could not be reached, or rejected the credentials.
+#'
+#' See [mlflowreg_conditions].
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
+#' mlflow_set_experiment("mlflowreg-examples")
+#' logged <- with(mlflow_start_run(), {
+#'   mlflow_log_model(lm(mpg ~ wt, data = mtcars), "model")
+#' })
+#' name <- "mlflowreg-example-versions"
+#' tryCatch(
+#'   mlflow_create_registered_model(name),
+#'   mlflowreg_error_already_exists = function(e) NULL
+#' )
+#' mlflow_create_model_version(name, logged$artifact_uri, run_id = logged$run_id,
+#'   tags = list(data = "mtcars"))
 #' @export
 mlflow_create_model_version <- function(name, source, run_id = NULL, tags = NULL, run_link = NULL,
                                         description = NULL, await_registration_for = 300,
@@ -240,10 +488,35 @@ mlflow_create_model_version <- function(name, source, run_id = NULL, tags = NULL
 
 #' Get a model version
 #'
-#' @param name Name of the registered model.
-#' @param version Version number, as a string or number.
-#' @param client A client, or `NULL` for the default.
-#' @return The model version, a list of class `mlflow_model_version`.
+#' @param name A non-empty string: the registered model. No default.
+#' @param version The version number, as a whole number or a string of
+#'   digits such as `"3"`. No default.
+#' @param client A client from [mlflow_client()], or `NULL` (default) for
+#'   the default client.
+#' @return The model version: a list of class `mlflow_model_version`, as
+#'   [mlflow_create_model_version()] returns it.
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument has the wrong type, or
+#'   `version` is not a version number.
+#' * `mlflowreg_error_not_found`: the model or the version does not exist.
+#' * `mlflowreg_error_unreachable`: the server could not be reached.
+#' * `mlflowreg_error_api`: the server rejected the request; `status` and
+#'   `error_code` say why.
+#'
+#' See [mlflowreg_conditions].
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
+#' mlflow_set_experiment("mlflowreg-examples")
+#' logged <- with(mlflow_start_run(), {
+#'   mlflow_log_model(lm(mpg ~ wt, data = mtcars), "model",
+#'     registered_model_name = "mlflowreg-example-versions")
+#' })
+#' version <- mlflow_get_model_version("mlflowreg-example-versions",
+#'   logged$model_version$version)
+#' version$status
+#' version
 #' @export
 mlflow_get_model_version <- function(name, version, client = NULL) {
   check_string(name)
@@ -254,8 +527,31 @@ mlflow_get_model_version <- function(name, version, client = NULL) {
 #' Update a model version's description
 #'
 #' @inheritParams mlflow_get_model_version
-#' @param description The new description.
-#' @return The updated model version.
+#' @param description A string: the new description. No default.
+#' @return The updated model version, of class `mlflow_model_version`.
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument has the wrong type, or
+#'   `version` is not a version number.
+#' * `mlflowreg_error_not_found`: the model or the version does not exist.
+#' * `mlflowreg_error_unreachable`: the server could not be reached.
+#' * `mlflowreg_error_authentication`: an Azure ML token is missing,
+#'   expired or could not be renewed.
+#' * `mlflowreg_error_api`: the server rejected the request; `status` and
+#'   `error_code` say why.
+#'
+#' See [mlflowreg_conditions].
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
+#' mlflow_set_experiment("mlflowreg-examples")
+#' logged <- with(mlflow_start_run(), {
+#'   mlflow_log_model(lm(mpg ~ wt, data = mtcars), "model",
+#'     registered_model_name = "mlflowreg-example-versions")
+#' })
+#' version <- logged$model_version$version
+#' mlflow_update_model_version("mlflowreg-example-versions", version,
+#'   "Fitted on mtcars")
 #' @export
 mlflow_update_model_version <- function(name, version, description, client = NULL) {
   check_string(name)
@@ -269,8 +565,32 @@ mlflow_update_model_version <- function(name, version, description, client = NUL
 
 #' Delete a model version
 #'
+#' The run artifacts the version points at stay.
+#'
 #' @inheritParams mlflow_get_model_version
 #' @return `NULL`, invisibly.
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument has the wrong type, or
+#'   `version` is not a version number.
+#' * `mlflowreg_error_not_found`: the model or the version does not exist.
+#' * `mlflowreg_error_unreachable`: the server could not be reached.
+#' * `mlflowreg_error_authentication`: an Azure ML token is missing,
+#'   expired or could not be renewed.
+#' * `mlflowreg_error_api`: the server rejected the request; `status` and
+#'   `error_code` say why.
+#'
+#' See [mlflowreg_conditions].
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
+#' mlflow_set_experiment("mlflowreg-examples")
+#' logged <- with(mlflow_start_run(), {
+#'   mlflow_log_model(lm(mpg ~ wt, data = mtcars), "model",
+#'     registered_model_name = "mlflowreg-example-versions")
+#' })
+#' version <- logged$model_version$version
+#' mlflow_delete_model_version("mlflowreg-example-versions", version)
 #' @export
 mlflow_delete_model_version <- function(name, version, client = NULL) {
   check_string(name)
@@ -282,13 +602,38 @@ mlflow_delete_model_version <- function(name, version, client = NULL) {
 #' Transition a model version to a stage
 #'
 #' Unlike R mlflow, `archive_existing_versions` is sent as a JSON boolean,
-#' which the server requires.
+#' which the server requires. MLflow deprecates stages in favour of aliases
+#' ([mlflow_set_registered_model_alias()]).
 #'
 #' @inheritParams mlflow_get_model_version
-#' @param stage `"None"`, `"Staging"`, `"Production"` or `"Archived"`.
+#' @param stage One of `"None"`, `"Staging"`, `"Production"` or
+#'   `"Archived"` (any case). No default.
 #' @param archive_existing_versions `TRUE` to move the versions already in
-#'   `stage` to `"Archived"`.
-#' @return The updated model version.
+#'   `stage` to `"Archived"`, `FALSE` (default) to leave them.
+#' @return The updated model version, of class `mlflow_model_version`.
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument has the wrong type, or
+#'   `stage` is not one of the four.
+#' * `mlflowreg_error_not_found`: the model or the version does not exist.
+#' * `mlflowreg_error_unreachable`: the server could not be reached.
+#' * `mlflowreg_error_authentication`: an Azure ML token is missing,
+#'   expired or could not be renewed.
+#' * `mlflowreg_error_api`: the server rejected the request; `status` and
+#'   `error_code` say why.
+#'
+#' See [mlflowreg_conditions].
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
+#' mlflow_set_experiment("mlflowreg-examples")
+#' logged <- with(mlflow_start_run(), {
+#'   mlflow_log_model(lm(mpg ~ wt, data = mtcars), "model",
+#'     registered_model_name = "mlflowreg-example-versions")
+#' })
+#' version <- logged$model_version$version
+#' mlflow_transition_model_version_stage("mlflowreg-example-versions", version,
+#'   "Staging")
 #' @export
 mlflow_transition_model_version_stage <- function(name, version, stage,
                                                   archive_existing_versions = FALSE, client = NULL) {
@@ -304,9 +649,34 @@ mlflow_transition_model_version_stage <- function(name, version, stage,
 #' Set or delete a tag of a model version
 #'
 #' @inheritParams mlflow_get_model_version
-#' @param key Tag key.
-#' @param value Tag value, converted to a string.
+#' @param key A non-empty string: the tag key. No default.
+#' @param value A single non-`NA` value, sent as a string. No default.
 #' @return `NULL`, invisibly.
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument has the wrong type, or
+#'   `version` is not a version number.
+#' * `mlflowreg_error_not_found`: the model or the version does not exist.
+#' * `mlflowreg_error_unreachable`: the server could not be reached.
+#' * `mlflowreg_error_authentication`: an Azure ML token is missing,
+#'   expired or could not be renewed.
+#' * `mlflowreg_error_api`: the server rejected the request; `status` and
+#'   `error_code` say why.
+#'
+#' See [mlflowreg_conditions].
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
+#' mlflow_set_experiment("mlflowreg-examples")
+#' logged <- with(mlflow_start_run(), {
+#'   mlflow_log_model(lm(mpg ~ wt, data = mtcars), "model",
+#'     registered_model_name = "mlflowreg-example-versions")
+#' })
+#' version <- logged$model_version$version
+#' mlflow_set_model_version_tag("mlflowreg-example-versions", version,
+#'   "validated", "yes")
+#' mlflow_delete_model_version_tag("mlflowreg-example-versions", version,
+#'   "validated")
 #' @export
 mlflow_set_model_version_tag <- function(name, version, key, value, client = NULL) {
   check_string(name)
@@ -332,7 +702,29 @@ mlflow_delete_model_version_tag <- function(name, version, key, client = NULL) {
 #' Get the download URI of a model version's files
 #'
 #' @inheritParams mlflow_get_model_version
-#' @return The artifact URI, a string.
+#' @return The artifact URI of the version's files, a string.
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument has the wrong type, or
+#'   `version` is not a version number.
+#' * `mlflowreg_error_not_found`: the model or the version does not exist.
+#' * `mlflowreg_error_unreachable`: the server could not be reached.
+#' * `mlflowreg_error_authentication`: an Azure ML token is missing,
+#'   expired or could not be renewed.
+#' * `mlflowreg_error_api`: the server rejected the request; `status` and
+#'   `error_code` say why.
+#'
+#' See [mlflowreg_conditions].
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
+#' mlflow_set_experiment("mlflowreg-examples")
+#' logged <- with(mlflow_start_run(), {
+#'   mlflow_log_model(lm(mpg ~ wt, data = mtcars), "model",
+#'     registered_model_name = "mlflowreg-example-versions")
+#' })
+#' version <- logged$model_version$version
+#' mlflow_get_model_version_download_uri("mlflowreg-example-versions", version)
 #' @export
 mlflow_get_model_version_download_uri <- function(name, version, client = NULL) {
   check_string(name)
@@ -343,13 +735,41 @@ mlflow_get_model_version_download_uri <- function(name, version, client = NULL) 
 #' Set, delete or resolve a registered model alias
 #'
 #' An alias such as `"champion"` points at one version; load it with
-#' `mlflow_load_model("models:/<name>@<alias>")`.
+#' `mlflow_load_model("models:/<name>@<alias>")`. Setting an alias that
+#' exists moves it to `version`.
 #'
 #' @inheritParams mlflow_get_model_version
-#' @param alias The alias.
+#' @param alias A non-empty string: the alias. No default.
 #' @return `mlflow_set_registered_model_alias()` and
 #'   `mlflow_delete_registered_model_alias()` return `NULL` invisibly;
-#'   `mlflow_get_model_version_by_alias()` returns the model version.
+#'   `mlflow_get_model_version_by_alias()` returns the model version, of
+#'   class `mlflow_model_version`.
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument has the wrong type, or
+#'   `version` is not a version number.
+#' * `mlflowreg_error_not_found`: the model, the version or the alias does
+#'   not exist.
+#' * `mlflowreg_error_unreachable`: the server could not be reached.
+#' * `mlflowreg_error_authentication`: an Azure ML token is missing,
+#'   expired or could not be renewed.
+#' * `mlflowreg_error_api`: the server rejected the request; `status` and
+#'   `error_code` say why.
+#'
+#' See [mlflowreg_conditions].
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
+#' mlflow_set_experiment("mlflowreg-examples")
+#' logged <- with(mlflow_start_run(), {
+#'   mlflow_log_model(lm(mpg ~ wt, data = mtcars), "model",
+#'     registered_model_name = "mlflowreg-example-versions")
+#' })
+#' version <- logged$model_version$version
+#' mlflow_set_registered_model_alias("mlflowreg-example-versions", "champion", version)
+#' mlflow_get_model_version_by_alias("mlflowreg-example-versions", "champion")
+#' model <- mlflow_load_model("models:/mlflowreg-example-versions@champion")
+#' mlflow_delete_registered_model_alias("mlflowreg-example-versions", "champion")
 #' @export
 mlflow_set_registered_model_alias <- function(name, alias, version, client = NULL) {
   check_string(name)
@@ -381,18 +801,45 @@ mlflow_get_model_version_by_alias <- function(name, alias, client = NULL) {
 #' Register a model
 #'
 #' Registers the model at `model_uri` as a new version of `name`, like
-#' Python's `mlflow.register_model()`: checks the model against the
+#' Python's `mlflow.register_model()`: it checks the model against the
 #' registry's rules, creates the registered model when it does not exist,
-#' resolves `runs:/` URIs to the artifact URI the server accepts, and waits
-#' until the version is READY.
+#' resolves a `runs:/` URI to the artifact URI the server accepts, and waits
+#' until the version is `READY`.
 #'
-#' @param model_uri `runs:/<run_id>/<path>`, an artifact URI, or
-#'   `models:/<name>/<version>`.
-#' @param name Name of the registered model.
-#' @param tags Named list of version tags.
-#' @param await_registration_for Seconds to wait for READY; 0 to return at once.
+#' @param model_uri A non-empty string: `runs:/<run_id>/<path>`, an
+#'   artifact URI, or `models:/<name>/<version>`. No default.
+#' @param name A non-empty string: the registered model. No default.
+#' @param tags A named list of scalar version tags, or `NULL` (default).
+#' @param await_registration_for A number >= 0: seconds to wait for the
+#'   version to be `READY`, or 0 to return at once. Default 300.
 #' @inheritParams mlflow_create_model_version
-#' @return The model version, a list of class `mlflow_model_version`.
+#' @return The new model version: a list of class `mlflow_model_version`,
+#'   as [mlflow_create_model_version()] returns it.
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument has the wrong type, or
+#'   `model_uri` is not a model URI.
+#' * `mlflowreg_error_validation`: the model breaks a rule of `profile`;
+#'   nothing was registered. [mlflowreg_repair_model()] fixes models that R
+#'   mlflow logged.
+#' * `mlflowreg_error_not_found`: the run or source model does not exist.
+#' * `mlflowreg_error_api`: the server rejected the version.
+#' * `mlflowreg_error_registration`: the version ended in
+#'   `FAILED_REGISTRATION` or was not `READY` in time.
+#' * `mlflowreg_error_unreachable`, `mlflowreg_error_authentication`: the
+#'   server could not be reached, or rejected the credentials.
+#'
+#' See [mlflowreg_conditions].
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
+#' mlflow_set_experiment("mlflowreg-examples")
+#' logged <- with(mlflow_start_run(), {
+#'   mlflow_log_model(lm(mpg ~ wt + hp, data = mtcars), "model")
+#' })
+#' version <- mlflow_register_model(logged$model_uri, "mlflowreg-example-lm",
+#'   tags = list(stage = "candidate"))
+#' version
 #' @export
 mlflow_register_model <- function(model_uri, name, tags = NULL, await_registration_for = 300,
                                   profile = NULL, client = NULL) {
@@ -416,13 +863,30 @@ mlflow_register_model <- function(model_uri, name, tags = NULL, await_registrati
 #' rejects the version) and `"databricks-uc"` (also a signature with inputs
 #' and outputs).
 #'
-#' @param model A local model directory or a model URI (`runs:/`,
-#'   `models:/`, `mlflow-artifacts:/...`).
-#' @param profile A profile name, or `NULL` to pick it from the tracking URI.
-#' @param client A client, or `NULL` for the default. Not needed for a local
-#'   directory.
+#' @param model A non-empty string: a local model directory or a model URI
+#'   (`runs:/`, `models:/`, `mlflow-artifacts:/...`). No default.
+#' @param profile One of `"mlflow"`, `"azureml"` or `"databricks-uc"`, or
+#'   `NULL` (default) to pick `"azureml"` for an Azure ML tracking URI and
+#'   `"mlflow"` otherwise.
+#' @param client A client from [mlflow_client()], or `NULL` (default) for
+#'   the default client. A local directory needs no client.
 #' @return A tibble with one row per problem and the columns `profile`,
 #'   `field`, `problem` and `fix`; no rows when the model passes.
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument has the wrong type,
+#'   `profile` is unknown, or `model` names no model.
+#' * `mlflowreg_error_parse`: the `MLmodel` file is not valid.
+#' * `mlflowreg_error_not_found`, `mlflowreg_error_unreachable`,
+#'   `mlflowreg_error_api`: a remote model could not be read.
+#'
+#' See [mlflowreg_conditions].
+#' @examples
+#' path <- file.path(tempdir(), "validate-lm")
+#' mlflow_save_model(lm(mpg ~ wt, data = mtcars), path)
+#' mlflowreg_validate_model(path, profile = "azureml")
+#'
+#' # Databricks Unity Catalog also needs a signature, which this model lacks:
+#' mlflowreg_validate_model(path, profile = "databricks-uc")
 #' @export
 mlflowreg_validate_model <- function(model, profile = NULL, client = NULL) {
   check_string(model)
@@ -448,11 +912,37 @@ mlflowreg_validate_model <- function(model, profile = NULL, client = NULL) {
 #' `mlflow.pyfunc.load_model()` can predict with it. Only missing or changed
 #' files are uploaded, `MLmodel` last; running it again changes nothing.
 #'
-#' @param model_uri A logged model (`runs:/<run_id>/<path>`, an artifact
-#'   URI, `models:/...`) or a local model directory.
-#' @param client A client, or `NULL` for the default.
+#' @param model_uri A non-empty string: a logged model
+#'   (`runs:/<run_id>/<path>`, an artifact URI, `models:/...`) or a local
+#'   model directory. No default.
+#' @param client A client from [mlflow_client()], or `NULL` (default) for
+#'   the default client. A local directory needs no client.
 #' @return A list with `source` (the artifact URI to register), `run_id` and
 #'   `uploaded` (the files written), invisibly.
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument has the wrong type, or
+#'   `model_uri` names no model.
+#' * `mlflowreg_error_unsupported`: the model has no `crate` flavor.
+#' * `mlflowreg_error_parse`: the `MLmodel` file is not valid.
+#' * `mlflowreg_error_io`: writing a local file failed.
+#' * `mlflowreg_error_not_found`, `mlflowreg_error_unreachable`,
+#'   `mlflowreg_error_api`, `mlflowreg_error_storage`: a remote model could
+#'   not be read or written.
+#'
+#' See [mlflowreg_conditions].
+#' @examples
+#' # A model directory as R mlflow writes it: the crate flavor only.
+#' path <- file.path(tempdir(), "r-mlflow-model")
+#' dir.create(path)
+#' fn <- function(data) predict(stats::lm(mpg ~ wt, data = mtcars), data)
+#' saveRDS(serialize(fn, NULL), file.path(path, "crate.bin"))
+#' writeLines(c("flavors:", "  crate:", "    version: 0.1.0", "    model: crate.bin"),
+#'   file.path(path, "MLmodel"))
+#' nrow(mlflowreg_validate_model(path, profile = "azureml"))
+#'
+#' repaired <- mlflowreg_repair_model(path)
+#' repaired$uploaded
+#' nrow(mlflowreg_validate_model(path, profile = "azureml"))
 #' @export
 mlflowreg_repair_model <- function(model_uri, client = NULL) {
   check_string(model_uri)
@@ -488,17 +978,4 @@ scalar_text <- function(value, arg = rlang::caller_arg(value), call = rlang::cal
     abort_argument(arg, "a single non-NA value", value, call)
   }
   as.character(value)
-}
-
-#' @export
-print.mlflow_model_version <- function(x, ...) {
-  cat(sprintf("<model version %s/%s: %s>\n", x$name, x$version, x$status %||% "?"))
-  cat(sprintf("  source: %s\n", x$source %||% ""))
-  invisible(x)
-}
-
-#' @export
-print.mlflow_registered_model <- function(x, ...) {
-  cat(sprintf("<registered model %s>\n", x$name))
-  invisible(x)
 }

@@ -6,15 +6,30 @@ rust_call <- function(fun, client, ..., call = rlang::caller_env()) {
 
 #' Set the active experiment
 #'
-#' Makes an experiment the one new runs go to, creating it when an
-#' experiment of that name does not exist yet.
+#' Makes an experiment the one new runs go to, creating it when no
+#' experiment of that name exists yet.
 #'
-#' @param experiment_name Name of the experiment, or `NULL`.
-#' @param experiment_id Id of an existing experiment, or `NULL`. Give one of
-#'   the two.
-#' @param artifact_location Where a newly created experiment stores
-#'   artifacts; `NULL` for the server's default.
-#' @return The experiment id, invisibly.
+#' @param experiment_name A non-empty string, the experiment's name, or
+#'   `NULL` (default).
+#' @param experiment_id A non-empty string, the id of an existing
+#'   experiment, or `NULL` (default). Give exactly one of `experiment_name`
+#'   and `experiment_id`.
+#' @param artifact_location A string, where a newly created experiment
+#'   stores artifacts, or `NULL` (default) for the server's default.
+#' @return The experiment id (a string), invisibly.
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument has the wrong type, or
+#'   both or neither of `experiment_name` and `experiment_id` are given.
+#' * `mlflowreg_error_not_found`: no experiment has that `experiment_id`.
+#' * `mlflowreg_error_unreachable`: the server could not be reached.
+#'
+#' See [mlflowreg_conditions].
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
+#' id <- mlflow_set_experiment("mlflowreg-examples")
+#' id
 #' @export
 mlflow_set_experiment <- function(experiment_name = NULL, experiment_id = NULL,
                                   artifact_location = NULL) {
@@ -109,17 +124,40 @@ as_epoch_millis <- function(x, arg, call) {
 #'
 #' Starts a new run, or resumes the run `run_id` (by default the job's
 #' `MLFLOW_RUN_ID`, as Azure ML and other schedulers set it), and makes it
-#' the active run. Use it with [with()] to end the run automatically.
+#' the active run. Use it with [with()] to end the run automatically, or
+#' end it with [mlflow_end_run()].
 #'
-#' @param run_id Id of an existing run to resume, or `NULL`.
-#' @param experiment_id Experiment of a new run; by default the active
-#'   experiment, `MLFLOW_EXPERIMENT_ID`, `MLFLOW_EXPERIMENT_NAME`, or `"0"`.
-#' @param start_time Start time as POSIXct or milliseconds since the epoch;
-#'   `NULL` for now.
-#' @param tags Named list of run tags.
-#' @param client A client from [mlflow_client()], or `NULL` for the default.
-#' @param nested `TRUE` to start a run inside the active run.
-#' @return The run, a one-row tibble of class `mlflow_run`.
+#' @param run_id A string, the id of an existing run to resume, or `NULL`
+#'   (default).
+#' @param experiment_id A string, the experiment of a new run, or `NULL`
+#'   (default) for the active experiment, else `MLFLOW_EXPERIMENT_ID`, else
+#'   `MLFLOW_EXPERIMENT_NAME`, else `"0"`.
+#' @param start_time The start time as a POSIXct or as milliseconds since
+#'   the epoch, or `NULL` (default) for now.
+#' @param tags A named list of scalar run tags, or `NULL` (default).
+#' @param client A client from [mlflow_client()], or `NULL` (default) for
+#'   the default client.
+#' @param nested `TRUE` to start a run inside the active run, `FALSE`
+#'   (default) otherwise.
+#' @return The run: a one-row tibble of class `mlflow_run` with R mlflow's
+#'   columns (`run_uuid`, `experiment_id`, `run_name`, `status`,
+#'   `start_time`, `artifact_uri`, `metrics`, `params`, `tags`, `run_id`,
+#'   ...).
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument has the wrong type, or
+#'   a run is active already and `nested` is `FALSE`.
+#' * `mlflowreg_error_not_found`: the run or experiment does not exist.
+#' * `mlflowreg_error_unreachable`: the server could not be reached.
+#'
+#' See [mlflowreg_conditions].
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
+#' mlflow_set_experiment("mlflowreg-examples")
+#' run <- mlflow_start_run(tags = list(purpose = "example"))
+#' run
+#' mlflow_end_run()
 #' @export
 mlflow_start_run <- function(run_id = NULL, experiment_id = NULL, start_time = NULL,
                              tags = NULL, client = NULL, nested = FALSE) {
@@ -184,12 +222,31 @@ mlflow_start_run <- function(run_id = NULL, experiment_id = NULL, start_time = N
 #'
 #' Marks a run terminated and removes it from the stack of active runs.
 #'
-#' @param status `"FINISHED"`, `"FAILED"` or `"KILLED"`.
-#' @param end_time End time as POSIXct or milliseconds since the epoch;
-#'   `NULL` for now.
-#' @param run_id The run to end; by default the active run.
-#' @param client A client, or `NULL` for the one the run was started with.
-#' @return The ended run, invisibly.
+#' @param status One of `"FINISHED"` (default), `"FAILED"` or `"KILLED"`.
+#' @param end_time The end time as a POSIXct or as milliseconds since the
+#'   epoch, or `NULL` (default) for now.
+#' @param run_id A string, the run to end, or `NULL` (default) for the
+#'   active run.
+#' @param client A client from [mlflow_client()], or `NULL` (default) for
+#'   the one the run was started with.
+#' @return The ended run, a one-row tibble of class `mlflow_run`,
+#'   invisibly.
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: an argument has the wrong type, or
+#'   no run is active and `run_id` is `NULL`. A `status` that is not one of
+#'   the three raises `rlang::arg_match()`'s error.
+#' * `mlflowreg_error_not_found`: the run does not exist.
+#' * `mlflowreg_error_unreachable`: the server could not be reached.
+#'
+#' See [mlflowreg_conditions].
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
+#' mlflow_set_experiment("mlflowreg-examples")
+#' mlflow_start_run()
+#' ended <- mlflow_end_run(status = "KILLED")
+#' ended$status
 #' @export
 mlflow_end_run <- function(status = c("FINISHED", "FAILED", "KILLED"), end_time = NULL,
                            run_id = NULL, client = NULL) {
@@ -230,9 +287,29 @@ run_status_arg <- function(status, call = rlang::caller_env()) {
 
 #' Get a run
 #'
-#' @param run_id The run's id; by default the active run.
-#' @param client A client, or `NULL` for the default.
-#' @return A one-row tibble of class `mlflow_run`.
+#' @param run_id A string, the run's id, or `NULL` (default) for the active
+#'   run.
+#' @param client A client from [mlflow_client()], or `NULL` (default) for
+#'   the default client.
+#' @return The run: a one-row tibble of class `mlflow_run`, as
+#'   [mlflow_start_run()] returns it.
+#' @section Conditions:
+#' * `mlflowreg_error_invalid_argument`: `run_id` is not a string, or is
+#'   `NULL` while no run is active.
+#' * `mlflowreg_error_not_found`: the run does not exist.
+#' * `mlflowreg_error_unreachable`: the server could not be reached.
+#'
+#' See [mlflowreg_conditions].
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
+#' mlflow_set_experiment("mlflowreg-examples")
+#' run <- mlflow_start_run()
+#' mlflow_end_run()
+#' run <- mlflow_get_run(run$run_id)
+#' run$status
+#' run
 #' @export
 mlflow_get_run <- function(run_id = NULL, client = NULL) {
   check_string(run_id, allow_null = TRUE)
@@ -304,12 +381,25 @@ new_run <- function(run) {
 #' Run code inside a run
 #'
 #' Evaluates `expr` and ends the run: `FINISHED` when `expr` succeeds,
-#' `FAILED` when it raises an error, which is then re-raised.
+#' `FAILED` when it raises an error, which is then raised again, and
+#' `KILLED` on an interrupt.
 #'
 #' @param data A run from [mlflow_start_run()].
 #' @param expr Code to evaluate.
-#' @param ... Unused.
+#' @param ... Ignored.
 #' @return The value of `expr`, invisibly.
+#' @section Conditions:
+#' Those of [mlflow_end_run()], and any error `expr` raises.
+#' See [mlflowreg_conditions].
+#' @examples
+#' # A local store in a temporary directory, so no server is needed. Leave
+#' # this line out to use the server that MLFLOW_TRACKING_URI names.
+#' mlflow_set_tracking_uri(file.path(tempdir(), "mlruns"))
+#' mlflow_set_experiment("mlflowreg-examples")
+#' logged <- with(mlflow_start_run(), {
+#'   mlflow_log_model(lm(mpg ~ wt, data = mtcars), "model")
+#' })
+#' mlflow_get_run(logged$run_id)$status
 #' @export
 with.mlflow_run <- function(data, expr, ...) {
   run_id <- data$run_id

@@ -36,7 +36,7 @@ test_that("default tracking URI is ./mlruns and needs no server", {
   dir <- normalizePath(withr::local_tempdir())
   local_default_uri(dir)
   expect_equal(mlflow_get_tracking_uri(), "mlruns")
-  expect_equal(format(mlflow_client()), sprintf("<mlflow client: file://%s/mlruns/>", dir))
+  expect_equal(format(mlflow_client())[[1]], sprintf("<mlflow client> file://%s/mlruns/", dir))
 
   experiment_id <- mlflow_set_experiment("local-default")
   logged <- with(mlflow_start_run(), {
