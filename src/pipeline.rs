@@ -43,6 +43,13 @@ pub fn log_crate_model_with(
     serialized: &[u8],
     transfer: &Transfer,
 ) -> Result<LoggedModel> {
+    let (_staging, model_dir) = save_for_logging(run_id, artifact_path, serialized)?;
+    log_model_dir_with(client, run_id, &model_dir, artifact_path, transfer)
+}
+
+/// Saves the serialized R function, with the run it is logged to, in a new
+/// temporary directory; the directory is removed when the guard drops.
+fn save_for_logging(run_id: &str, artifact_path: &str, serialized: &[u8]) -> Result<(tempfile::TempDir, PathBuf)> {
     let staging = tempfile::Builder::new()
         .prefix("mlflowreg-log-")
         .tempdir()
@@ -54,7 +61,7 @@ pub fn log_crate_model_with(
         ..SaveOptions::default()
     };
     save_crate_model(&model_dir, serialized, &options)?;
-    log_model_dir_with(client, run_id, &model_dir, artifact_path, transfer)
+    Ok((staging, model_dir))
 }
 
 /// Uploads a saved model directory into a run's artifacts at
@@ -118,17 +125,7 @@ pub fn log_crate_model_and_register(
     registration: &Registration,
     transfer: &Transfer,
 ) -> Result<(LoggedModel, Result<ModelVersion>)> {
-    let staging = tempfile::Builder::new()
-        .prefix("mlflowreg-log-")
-        .tempdir()
-        .map_err(|err| Error::io("creating a temporary directory in", std::env::temp_dir(), err))?;
-    let model_dir = staging.path().join("model");
-    let options = SaveOptions {
-        run_id: Some(run_id.to_string()),
-        artifact_path: Some(artifact_path.to_string()),
-        ..SaveOptions::default()
-    };
-    save_crate_model(&model_dir, serialized, &options)?;
+    let (_staging, model_dir) = save_for_logging(run_id, artifact_path, serialized)?;
     let (logged, version) =
         log_and_register_dir(client, run_id, artifact_root, &model_dir, artifact_path, Some(registration), transfer)?;
     Ok((logged, version.expect("a registration was requested")))

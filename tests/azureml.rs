@@ -3,9 +3,10 @@
 //! calls to the strict registry server) and Azurite as the blob endpoint.
 //! Without them (`MLFLOWREG_TEST_AZUREML_*` unset) the tests fail, not skip.
 
+mod common;
+
 use std::collections::HashMap;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use mlflowreg::artifacts::{self, blob::BLOCK_SIZE};
@@ -101,25 +102,6 @@ fn serialized_null() -> Vec<u8> {
     bytes
 }
 
-fn fingerprint(path: &Path) -> String {
-    // FNV-1a over the bytes plus the length, as in tests/server.rs.
-    let mut file = std::fs::File::open(path).unwrap();
-    let mut buffer = vec![0u8; 1 << 16];
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut total = 0u64;
-    loop {
-        let n = file.read(&mut buffer).unwrap();
-        if n == 0 {
-            break;
-        }
-        total += n as u64;
-        for byte in &buffer[..n] {
-            hash ^= u64::from(*byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    format!("{hash:016x}-{total}")
-}
 
 fn registered_versions(client: &Client, name: &str) -> usize {
     match client.get_registered_model(name) {
@@ -207,7 +189,7 @@ fn large_model_uploads_in_blocks() {
     let started = Instant::now();
     let local = pipeline::download_model(&client, &format!("models:/{name}/{}", version.version), &work.path().join("back")).unwrap();
     let download_secs = started.elapsed().as_secs_f64();
-    assert_eq!(fingerprint(&local.join("crate.bin")), fingerprint(&model_dir.join("crate.bin")));
+    assert_eq!(common::fingerprint(&local.join("crate.bin")), common::fingerprint(&model_dir.join("crate.bin")));
     eprintln!(
         "large_model_uploads_in_blocks: crate.bin {crate_size} bytes in {} blocks; upload {upload_secs:.2} s, \
          download {download_secs:.2} s",

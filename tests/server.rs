@@ -2,8 +2,8 @@
 //! `scripts/test.sh` starts (`MLFLOWREG_TEST_TRACKING_URI` and
 //! `MLFLOWREG_TEST_STRICT_URI`). Without them the tests fail, not skip.
 
-use std::io::Read;
-use std::path::Path;
+mod common;
+
 use std::time::Duration;
 
 use mlflowreg::artifacts;
@@ -44,26 +44,6 @@ fn new_run(client: &Client) -> String {
     client.create_run(&experiment, Some("rust-it"), None, &[]).unwrap().info.run_id
 }
 
-fn fingerprint(path: &Path) -> String {
-    // FNV-1a over the bytes plus the length: enough to tell two files
-    // apart in a test, without a hashing dependency.
-    let mut file = std::fs::File::open(path).unwrap();
-    let mut buffer = vec![0u8; 1 << 16];
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut total = 0u64;
-    loop {
-        let n = file.read(&mut buffer).unwrap();
-        if n == 0 {
-            break;
-        }
-        total += n as u64;
-        for byte in &buffer[..n] {
-            hash ^= u64::from(*byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    format!("{hash:016x}-{total}")
-}
 
 #[test]
 fn logged_model_round_trips_through_server() {
@@ -140,7 +120,7 @@ fn large_file_streams_byte_identical() {
 
     let back = dir.path().join("back");
     pipeline::download_model(&client, &logged.model_uri, &back).unwrap();
-    assert_eq!(fingerprint(&back.join("weights.bin")), fingerprint(&big));
+    assert_eq!(common::fingerprint(&back.join("weights.bin")), common::fingerprint(&big));
 }
 
 #[test]

@@ -5,8 +5,10 @@
 //! failed multipart upload, and the single-PUT fallback on a server without
 //! multipart. Without the servers the tests fail, not skip.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 
 use mlflowreg::artifacts::{self, MlflowArtifacts, MultipartSettings, Progress, Transfer};
@@ -48,25 +50,6 @@ fn write_patterned(path: &Path, len: usize) {
     }
 }
 
-/// FNV-1a over the bytes plus the length, read in 64 KiB blocks.
-fn digest(path: &Path) -> String {
-    let mut file = std::fs::File::open(path).unwrap();
-    let mut buffer = vec![0u8; 1 << 16];
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut total = 0u64;
-    loop {
-        let n = file.read(&mut buffer).unwrap();
-        if n == 0 {
-            break;
-        }
-        total += n as u64;
-        for byte in &buffer[..n] {
-            hash ^= u64::from(*byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    format!("{hash:016x}-{total}")
-}
 
 /// Multipart for every file of at least 1 MiB, in parts of 5 MiB (S3's
 /// smallest part except the last).
@@ -117,7 +100,7 @@ fn multipart_upload_byte_identical() {
 
     let back = dir.path().join("back.bin");
     artifacts::download_dir(&repo, "big/weights.bin", &back, 1).unwrap();
-    assert_eq!(digest(&back), digest(&local));
+    assert_eq!(common::fingerprint(&back), common::fingerprint(&local));
 
     // S3 gives an object assembled from parts the ETag "<md5>-<parts>".
     let run_path = root.trim_start_matches("mlflow-artifacts:/");
@@ -183,7 +166,7 @@ fn multipart_falls_back_to_single_put() {
 
     let back = dir.path().join("back.bin");
     artifacts::download_dir(&repo, "fallback.bin", &back, 1).unwrap();
-    assert_eq!(digest(&back), digest(&local));
+    assert_eq!(common::fingerprint(&back), common::fingerprint(&local));
 }
 
 #[test]
