@@ -58,7 +58,7 @@ pub enum Error {
         message: String,
     },
 
-    /// The server answered with an error status.
+    /// An error status returned by the server.
     #[error("{}", api_message(.status, .error_code, .message, .method, .route))]
     Api {
         status: u16,
@@ -72,7 +72,7 @@ pub enum Error {
     },
 
     /// A registry object does not exist, where the server reports that with
-    /// a status other than 404 (MLflow answers 400 for a missing alias).
+    /// a status other than 404 (MLflow returns 400 for a missing alias).
     #[error("{0}")]
     NotFound(String),
 
@@ -211,12 +211,12 @@ impl Error {
         }
     }
 
-    /// Returns true when the server says the resource does not exist.
+    /// Returns true when the server reports that the resource does not exist.
     pub fn is_not_found(&self) -> bool {
         self.kind() == "not_found"
     }
 
-    /// Returns true when the server says the resource exists already.
+    /// Returns true when the server reports that the resource exists already.
     pub fn is_already_exists(&self) -> bool {
         self.kind() == "already_exists"
     }

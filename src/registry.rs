@@ -214,7 +214,7 @@ impl Client {
         let response = self
             .call(Method::GET, "registered-models/alias", &json!({ "name": name, "alias": alias }))
             .map_err(|err| match err {
-                // MLflow 3.17 answers 400 INVALID_PARAMETER_VALUE for a missing alias.
+                // MLflow 3.17 returns 400 INVALID_PARAMETER_VALUE for a missing alias.
                 Error::Api { status: 400, message, .. } if message.contains("not found") => Error::NotFound(format!(
                     "registered model {name:?} has no alias {alias:?} ({message}); set it with \
                      mlflow_set_registered_model_alias()"

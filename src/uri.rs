@@ -6,7 +6,7 @@ use url::Url;
 
 use crate::error::{Error, Result};
 
-/// Where runs and models are tracked.
+/// The location where runs and models are tracked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TrackingUri {
     /// An MLflow server; the URL is the REST base without a trailing slash.
@@ -76,7 +76,7 @@ pub enum ModelUri {
     Artifact(String),
 }
 
-/// Which version of a registered model a `models:/` URI means.
+/// The version of a registered model that a `models:/` URI selects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VersionSelector {
     Version(String),

@@ -51,7 +51,7 @@ pub fn save_crate_model(path: &Path, serialized: &[u8], options: &SaveOptions) -
     result
 }
 
-/// Returns whether `path` holds something that a save may replace.
+/// Returns whether `path` contains something that a save may replace.
 fn check_destination(path: &Path) -> Result<bool> {
     let metadata = match fs::symlink_metadata(path) {
         Ok(metadata) => metadata,

@@ -158,7 +158,7 @@ pub(crate) fn parse_tags(tags_json: &str) -> Result<Vec<Tag>, Error> {
         .collect())
 }
 
-/// Longest wait the R functions pass on: about 31 years, which `Inf` means.
+/// Maximum wait the R functions pass on, about 31 years; `Inf` means this.
 const MAX_WAIT_SECS: f64 = 1e9;
 
 /// Converts seconds from R; `Inf` and values above [`MAX_WAIT_SECS`] wait
@@ -390,14 +390,14 @@ fn repair_model_(tracking_uri: &str, origin: &str, model_uri: &str) -> Robj {
     })())
 }
 
-/// Runs one registry operation; `args_json` holds its arguments by name.
+/// Runs one registry operation with the named arguments in `args_json`.
 #[extendr]
 fn registry_(tracking_uri: &str, origin: &str, operation: &str, args_json: &str) -> Robj {
     let (operation, args_json) = (operation.to_string(), args_json.to_string());
     with_client(tracking_uri, origin, move |c| registry::run(&c, &operation, &args_json))
 }
 
-/// Runs one tracking operation; `args_json` holds its arguments by name.
+/// Runs one tracking operation with the named arguments in `args_json`.
 #[extendr]
 fn tracking_(tracking_uri: &str, origin: &str, operation: &str, args_json: &str) -> Robj {
     let (operation, args_json) = (operation.to_string(), args_json.to_string());
